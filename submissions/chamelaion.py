@@ -1,0 +1,374 @@
+"""The only module that talks to the Chamelaion API (contract: shared/chamelaion-api.md).
+
+Every failure becomes one exception class that says whether retrying can help, whether the request may
+have reached the server (so a job may exist), and a sentence a user understands. The API key is sent in a
+header only: it never appears in a URL, a log line or an exception message.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from datetime import datetime
+from typing import IO, Any
+
+import requests
+import urllib3
+from django.conf import settings
+
+from submissions.sandbox import DEMO_TOKEN
+
+USER_AGENT = "DubDash/0.1"
+LIST_PAGE_LIMIT = 100
+
+
+# --- Failures -------------------------------------------------------------------------------------
+
+
+class ChamelaionError(Exception):
+    """Base class: `user_message` is safe to show; `retryable` says whether trying again later can help;
+    `may_have_reached_server` says a job may exist even though no request_id came back."""
+
+    retryable = False
+    may_have_reached_server = False
+    default_message = "The Chamelaion API could not handle the request."
+
+    def __init__(self, detail: str = "", *, status_code: int | None = None):
+        self.detail = detail  # the upstream message, or what went wrong on the wire
+        self.status_code = status_code
+        super().__init__(self.user_message)
+
+    @property
+    def user_message(self) -> str:
+        return self.default_message
+
+
+class BadRequest(ChamelaionError):
+    @property
+    def user_message(self) -> str:
+        return f"Chamelaion refused the request as invalid: “{self.detail}”. Check the inputs and send it again."
+
+
+class Unauthorized(ChamelaionError):
+    default_message = (
+        "Chamelaion rejected DubDash's API key. An administrator must fix the key; nothing can be sent until then."
+    )
+
+
+class NotFound(ChamelaionError):
+    default_message = "Chamelaion has no such job on this account."
+
+
+class QuotaExhausted(ChamelaionError):
+    default_message = (
+        "The Chamelaion plan's quota is used up (token limit reached). Nothing can be sent until an "
+        "administrator changes the plan."
+    )
+
+
+class RateLimited(ChamelaionError):
+    retryable = True
+
+    def __init__(self, detail: str = "", *, status_code: int | None = 429, retry_after: float | None = None):
+        self.retry_after = retry_after
+        super().__init__(detail, status_code=status_code)
+
+    @property
+    def user_message(self) -> str:
+        wait = f" Wait about {self.retry_after:g} seconds" if self.retry_after else " Wait a moment"
+        return f"Chamelaion is receiving too many requests right now (rate limit).{wait} and send it again."
+
+
+class ServerError(ChamelaionError):
+    retryable = True
+    may_have_reached_server = True
+    default_message = (
+        "Chamelaion had an internal problem. The job can be sent again; DubDash first checks whether it "
+        "was created, so it is never sent twice."
+    )
+
+
+class Unreachable(ChamelaionError):
+    """The network failed. Whether the request got to the server depends on when it failed."""
+
+    retryable = True
+
+    def __init__(self, detail: str = "", *, may_have_reached_server: bool):
+        self.may_have_reached_server = may_have_reached_server
+        super().__init__(detail)
+
+    @property
+    def user_message(self) -> str:
+        if self.may_have_reached_server:
+            return (
+                "The connection to Chamelaion broke before it answered, so the job may or may not have been "
+                "created. Send it again: DubDash first checks whether it exists, so it is never sent twice."
+            )
+        return "DubDash could not reach Chamelaion (network problem). Nothing was sent; send it again later."
+
+
+class MalformedReply(ChamelaionError):
+    retryable = True
+    may_have_reached_server = True
+    default_message = (
+        "Chamelaion answered with something DubDash does not understand. The job can be sent again; "
+        "DubDash first checks whether it was created."
+    )
+
+
+# --- Replies --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LipsyncRequest:
+    id: str
+    status: str
+    created_at: datetime | None
+    reference_id: str = ""
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    output_url: str = ""
+    error_message: str = ""
+
+    @classmethod
+    def from_json(cls, data: Any) -> LipsyncRequest:
+        if not isinstance(data, dict) or not isinstance(data.get("id"), str) or not data["id"]:
+            raise MalformedReply("a lipsync request without an id")
+        if not isinstance(data.get("status"), str):
+            raise MalformedReply("a lipsync request without a status")
+        return cls(
+            id=data["id"],
+            status=data["status"].strip().lower(),
+            created_at=_parse_time(data.get("created_at")),
+            reference_id=_optional_str(data.get("reference_id")),
+            started_at=_parse_time(data.get("started_at")),
+            finished_at=_parse_time(data.get("finished_at")),
+            output_url=_optional_str(data.get("output_url")),
+            error_message=_optional_str(data.get("error_message")),
+        )
+
+
+@dataclass(frozen=True)
+class RequestPage:
+    requests: list[LipsyncRequest]
+    limit: int
+    offset: int
+    total: int
+
+
+def _optional_str(value: Any) -> str:
+    return value if isinstance(value, str) else ""
+
+
+def _parse_time(value: Any) -> datetime | None:
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise MalformedReply(f"unreadable date-time {value[:40]!r}") from exc
+
+
+# --- The client -----------------------------------------------------------------------------------
+
+# One session per thread: connections are kept alive between calls, and requests.Session is not
+# guaranteed to be thread-safe under the threaded dev server and worker.
+_sessions = threading.local()
+
+
+def _thread_session() -> requests.Session:
+    session = getattr(_sessions, "session", None)
+    if session is None:
+        session = requests.Session()
+        session.headers["User-Agent"] = USER_AGENT
+        _sessions.session = session
+    return session
+
+
+class ChamelaionClient:
+    def __init__(
+        self,
+        *,
+        base_url: str,
+        api_key: str,
+        connect_timeout: float = 5.0,
+        read_timeout: float = 30.0,
+        session: requests.Session | None = None,
+    ):
+        self.base_url = base_url.rstrip("/")
+        self._api_key = api_key
+        self.timeout = (connect_timeout, read_timeout)
+        self._session = session
+
+    def __repr__(self) -> str:  # never show the key, even in a debugger or an error report
+        return f"<ChamelaionClient {self.base_url}>"
+
+    @property
+    def session(self) -> requests.Session:
+        return self._session or _thread_session()
+
+    # Endpoints ------------------------------------------------------------------------------------
+
+    def generate(
+        self,
+        *,
+        video_url: str,
+        audio_url: str,
+        reference_id: str,
+        disable_active_speaker_detection: bool = False,
+    ) -> str:
+        body = {
+            "inputs": [{"type": "video", "url": video_url}, {"type": "audio", "url": audio_url}],
+            "disable_active_speaker_detection": disable_active_speaker_detection,
+            "reference_id": reference_id,
+        }
+        return self._request_id(self._call("POST", "/v1/lipsync/generate", json=body))
+
+    def generate_with_media(
+        self,
+        *,
+        video: IO[bytes],
+        audio: IO[bytes],
+        reference_id: str,
+        disable_active_speaker_detection: bool = False,
+        video_name: str = "video.mp4",
+        audio_name: str = "audio",
+    ) -> str:
+        files = {"video": (video_name, video), "audio": (audio_name, audio)}
+        data = {
+            "reference_id": reference_id,
+            "disable_active_speaker_detection": "true" if disable_active_speaker_detection else "false",
+        }
+        return self._request_id(self._call("POST", "/v1/lipsync/generate-with-media", files=files, data=data))
+
+    def get_request(self, id_or_reference_id: str) -> LipsyncRequest:
+        path = f"/v1/lipsync/requests/{requests.utils.quote(id_or_reference_id, safe='')}"
+        return LipsyncRequest.from_json(self._call("GET", path))
+
+    def find_by_reference_id(self, reference_id: str) -> LipsyncRequest | None:
+        try:
+            return self.get_request(reference_id)
+        except NotFound:
+            return None
+
+    def list_requests(self, *, limit: int = LIST_PAGE_LIMIT, offset: int = 0, reference_id: str = "") -> RequestPage:
+        params: dict[str, Any] = {"limit": limit, "offset": offset}
+        if reference_id:
+            params["reference_id"] = reference_id
+        data = self._call("GET", "/v1/lipsync/requests", params=params)
+        try:
+            items, pagination = data["data"], data["pagination"]
+            page = RequestPage(
+                requests=[LipsyncRequest.from_json(item) for item in items],
+                limit=int(pagination["limit"]),
+                offset=int(pagination["offset"]),
+                total=int(pagination["total"]),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise MalformedReply("a request list of the wrong shape") from exc
+        return page
+
+    def me(self) -> str:
+        data = self._call("GET", "/v1/users/me")
+        if not isinstance(data, dict) or not isinstance(data.get("name"), str):
+            raise MalformedReply("a user reply without a name")
+        return data["name"]
+
+    def health(self) -> bool:
+        data = self._call("GET", "/health", authenticated=False)
+        return isinstance(data, dict) and data.get("status") == "ok"
+
+    # Plumbing -------------------------------------------------------------------------------------
+
+    def _call(self, method: str, path: str, *, authenticated: bool = True, **kwargs: Any) -> Any:
+        headers = {"Accept": "application/json"}
+        if authenticated:
+            headers["x-api-key"] = self._api_key
+        try:
+            response = self.session.request(
+                method, self.base_url + path, headers=headers, timeout=self.timeout, **kwargs
+            )
+        except requests.exceptions.ConnectTimeout as exc:
+            raise Unreachable("connection timed out", may_have_reached_server=False) from exc
+        except requests.exceptions.SSLError as exc:
+            raise Unreachable("TLS handshake failed", may_have_reached_server=False) from exc
+        except requests.exceptions.ConnectionError as exc:
+            raise Unreachable("connection failed", may_have_reached_server=not _never_connected(exc)) from exc
+        except requests.exceptions.RequestException as exc:  # ReadTimeout and friends: the request was sent
+            raise Unreachable(type(exc).__name__, may_have_reached_server=True) from exc
+        return _decode(response)
+
+    @staticmethod
+    def _request_id(data: Any) -> str:
+        if not isinstance(data, dict) or not isinstance(data.get("request_id"), str) or not data["request_id"]:
+            raise MalformedReply("a generate reply without a request_id")
+        return data["request_id"]
+
+
+def _never_connected(exc: requests.exceptions.ConnectionError) -> bool:
+    """Only a connection that was never made (refused, unknown host) proves the request did not arrive;
+    one that broke after connecting may have delivered it."""
+    cause = exc.args[0] if exc.args else None
+    return isinstance(getattr(cause, "reason", None), urllib3.exceptions.NewConnectionError)
+
+
+_ERRORS_BY_STATUS: dict[int, type[ChamelaionError]] = {
+    400: BadRequest,
+    401: Unauthorized,
+    404: NotFound,
+    412: QuotaExhausted,
+}
+
+
+def _decode(response: requests.Response) -> Any:
+    status = response.status_code
+    try:
+        data = response.json()
+    except ValueError:
+        data = None
+    message = data.get("error") if isinstance(data, dict) and isinstance(data.get("error"), str) else ""
+    if 200 <= status < 300:
+        if data is None:
+            raise MalformedReply("a reply that is not JSON", status_code=status)
+        return data
+    if status == 429:
+        raise RateLimited(message or "rate limit exceeded", retry_after=_retry_after(response))
+    if status in _ERRORS_BY_STATUS:
+        raise _ERRORS_BY_STATUS[status](message or f"HTTP {status}", status_code=status)
+    if status >= 500:
+        raise ServerError(message or f"HTTP {status} without a JSON error", status_code=status)
+    raise MalformedReply(message or f"unexpected HTTP {status}", status_code=status)
+
+
+def _retry_after(response: requests.Response) -> float | None:
+    try:
+        seconds = float(response.headers.get("Retry-After", ""))
+    except ValueError:
+        return None  # an HTTP-date or garbage: the caller falls back to its own backoff
+    return seconds if seconds >= 0 else None
+
+
+def is_sandbox_mode() -> bool:
+    return not settings.CHAMELAION_API_KEY
+
+
+def sandbox_sample_urls() -> dict[str, str]:
+    """In sandbox mode, inputs that work: the sandbox serves these files itself."""
+    if not is_sandbox_mode():
+        return {}
+    root = settings.CHAMELAION_SANDBOX_URL.removesuffix("/api")
+    return {"video_url": f"{root}/files/sample-video.mp4", "audio_url": f"{root}/files/sample-audio.wav"}
+
+
+def get_client() -> ChamelaionClient:
+    """The client for this deployment: the configured key and base URL, or the local sandbox."""
+    if is_sandbox_mode():
+        base_url, api_key = settings.CHAMELAION_SANDBOX_URL, DEMO_TOKEN
+    else:
+        base_url, api_key = settings.CHAMELAION_BASE_URL, settings.CHAMELAION_API_KEY
+    return ChamelaionClient(
+        base_url=base_url,
+        api_key=api_key,
+        connect_timeout=settings.CHAMELAION_CONNECT_TIMEOUT,
+        read_timeout=settings.CHAMELAION_READ_TIMEOUT,
+    )

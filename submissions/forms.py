@@ -1,0 +1,63 @@
+from django import forms
+from django.conf import settings
+from django.core.validators import MaxLengthValidator, URLValidator
+
+from submissions.models import REFERENCE_ID_MAX_LENGTH, URL_MAX_LENGTH, Submission, reference_id_validator
+
+
+class HttpUrlField(forms.CharField):
+    """An absolute http(s) URL, taken as typed: unlike forms.URLField it never guesses a missing scheme."""
+
+    widget = forms.URLInput
+    default_error_messages = {"invalid": "Enter a full web address starting with http:// or https://."}
+
+    def __init__(self, **kwargs):
+        super().__init__(max_length=URL_MAX_LENGTH, strip=True, **kwargs)
+        self.validators = [
+            MaxLengthValidator(
+                URL_MAX_LENGTH, f"Keep the address to at most {URL_MAX_LENGTH} characters (it has %(show_value)d)."
+            ),
+            URLValidator(schemes=["http", "https"], message=self.error_messages["invalid"]),
+        ]
+
+    def widget_attrs(self, widget):
+        attrs = super().widget_attrs(widget)
+        attrs.pop("maxlength", None)  # let an over-long paste through so the user sees why it is refused
+        return {**attrs, "spellcheck": "false", "autocomplete": "off"}
+
+
+class SubmissionForm(forms.Form):
+    video_url = HttpUrlField(label="Video URL", help_text="A public MP4 link.")
+    audio_url = HttpUrlField(label="Audio URL", help_text="A public WAV or MP3 link with the new language track.")
+    target_language = forms.ChoiceField(
+        label="Target language", required=False, choices=[("", "Not set")] + settings.DUBBING_LANGUAGES
+    )
+    title = forms.CharField(label="Title or note", required=False, max_length=200, strip=True)
+    reference_id = forms.CharField(
+        label="Reference id",
+        required=False,
+        max_length=REFERENCE_ID_MAX_LENGTH,
+        strip=True,
+        validators=[reference_id_validator],
+        help_text="Optional, your own id for this job. Left blank, DubDash makes a unique one.",
+    )
+    disable_active_speaker_detection = forms.BooleanField(
+        label="Disable active speaker detection",
+        required=False,
+        help_text="For footage with a single speaker, or when detection picks the wrong face.",
+    )
+
+    def __init__(self, *args, resubmitting: Submission | None = None, **kwargs):
+        self.resubmitting = resubmitting
+        super().__init__(*args, **kwargs)
+        self.fields["reference_id"].widget.attrs.update({"spellcheck": "false", "autocomplete": "off"})
+
+    def clean_reference_id(self):
+        reference_id = self.cleaned_data["reference_id"]
+        if reference_id:
+            taken = Submission.objects.filter(reference_id=reference_id)
+            if self.resubmitting is not None:
+                taken = taken.exclude(pk=self.resubmitting.pk)
+            if taken.exists():
+                raise forms.ValidationError("Another submission already uses this reference id. Choose another one.")
+        return reference_id

@@ -1,0 +1,199 @@
+"""Everything that changes a submission. Views, admin actions and commands call these, nothing else.
+
+A submission is saved before anything is sent. Sending first *claims* the row with a conditional UPDATE
+(only one process can move it to SENDING), and every later state change is conditional on the state it
+expects, so two processes never both win and a stale writer never overwrites fresh data.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import uuid
+from typing import Any
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+
+from submissions import chamelaion
+from submissions.models import Submission, settle_time, stuck_sending_time
+
+logger = logging.getLogger(__name__)
+State = Submission.State
+
+# Fields a user may change when sending a failed submission again from the form.
+EDITABLE_FIELDS = (
+    "title",
+    "video_url",
+    "audio_url",
+    "disable_active_speaker_detection",
+    "reference_id",
+    "target_language",
+)
+
+
+class ReferenceIdTaken(Exception):
+    pass
+
+
+def new_reference_id() -> str:
+    return f"dubdash-{uuid.uuid4().hex}"
+
+
+def create_submission(
+    *,
+    user: Any,
+    video_url: str,
+    audio_url: str,
+    disable_active_speaker_detection: bool = False,
+    reference_id: str = "",
+    target_language: str = "",
+    title: str = "",
+) -> Submission:
+    try:
+        with transaction.atomic():
+            return Submission.objects.create(
+                created_by=user,
+                video_url=video_url,
+                audio_url=audio_url,
+                disable_active_speaker_detection=disable_active_speaker_detection,
+                reference_id=reference_id or new_reference_id(),
+                target_language=target_language,
+                title=title,
+            )
+    except IntegrityError as exc:
+        # The form checks uniqueness, but two people can pick the same id at the same moment.
+        raise ReferenceIdTaken(reference_id) from exc
+
+
+def submit(*, user: Any, **fields: Any) -> Submission:
+    """Save a new submission, then send it. The row survives whatever the API does."""
+    submission = create_submission(user=user, **fields)
+    return send_submission(submission=submission)
+
+
+def send_submission(*, submission: Submission, changes: dict[str, Any] | None = None) -> Submission:
+    """Send a saved submission to Chamelaion, at most once.
+
+    `changes` (from the form, after a failed send) are applied only once it is certain no earlier attempt
+    created the job. Returns the submission as stored afterwards; on failure its state is SEND_FAILED and
+    `last_error` says why in plain words.
+    """
+    if not _claim(submission):
+        submission.refresh_from_db()
+        return submission
+    client = chamelaion.get_client()
+    if submission.send_outcome_unknown:
+        try:
+            existing = client.find_by_reference_id(submission.reference_id)
+        except chamelaion.ChamelaionError as exc:
+            return _mark_send_failed(submission, message=exc.user_message, error=exc)
+        if existing is not None:
+            return _mark_sent(submission, request_id=existing.id, adopted=True)
+        if timezone.now() - submission.outcome_unknown_since < settle_time():
+            return _mark_send_failed(
+                submission,
+                message=(
+                    "Chamelaion has not confirmed whether the earlier attempt arrived. To be sure the job is "
+                    f"not sent twice, send it again in about {math.ceil(settle_time().total_seconds())} seconds."
+                ),
+            )
+        submission.outcome_unknown_since = None  # looked up after settling, not there: safe to send
+    try:
+        if changes:
+            _apply_changes(submission, changes)
+    except ReferenceIdTaken:
+        return _mark_send_failed(
+            submission, message="That reference id is already used by another submission. Choose another one."
+        )
+    try:
+        request_id = client.generate(
+            video_url=submission.video_url,
+            audio_url=submission.audio_url,
+            reference_id=submission.reference_id,
+            disable_active_speaker_detection=submission.disable_active_speaker_detection,
+        )
+    except chamelaion.ChamelaionError as exc:
+        if exc.may_have_reached_server:
+            submission.outcome_unknown_since = submission.last_attempt_at
+        return _mark_send_failed(submission, message=exc.user_message, error=exc)
+    return _mark_sent(submission, request_id=request_id, adopted=False)
+
+
+def _claim(submission: Submission) -> bool:
+    """Move the row to SENDING if nobody else is sending it. A row left in SENDING by a process that died
+    mid-send can be claimed again once it is stale; its outcome is then unknown, so it is looked up first."""
+    now = timezone.now()
+    stale_before = now - stuck_sending_time()
+    base = Submission.objects.filter(pk=submission.pk, request_id__isnull=True)
+    claimed = base.filter(state__in=[State.PENDING, State.SEND_FAILED]).update(
+        state=State.SENDING, send_attempts=F("send_attempts") + 1, last_attempt_at=now
+    ) or base.filter(state=State.SENDING, last_attempt_at__lt=stale_before).update(
+        # The dead process may have posted at its last attempt: settle from then.
+        outcome_unknown_since=Coalesce(F("outcome_unknown_since"), F("last_attempt_at")),
+        send_attempts=F("send_attempts") + 1,
+        last_attempt_at=now,
+    )
+    if claimed:
+        submission.refresh_from_db()
+    return bool(claimed)
+
+
+def _apply_changes(submission: Submission, changes: dict[str, Any]) -> None:
+    updates = {field: changes[field] for field in EDITABLE_FIELDS if field in changes}
+    if not updates.get("reference_id"):
+        updates.pop("reference_id", None)  # left blank: keep the id this submission already has
+    try:
+        with transaction.atomic():
+            Submission.objects.filter(pk=submission.pk, state=State.SENDING).update(**updates)
+    except IntegrityError as exc:
+        raise ReferenceIdTaken(updates.get("reference_id", "")) from exc
+    for field, value in updates.items():
+        setattr(submission, field, value)
+
+
+def _mark_sent(submission: Submission, *, request_id: str, adopted: bool) -> Submission:
+    now = timezone.now()
+    fields = {
+        "state": State.QUEUED,
+        "request_id": request_id,
+        "upstream_status": "queued",
+        "sent_at": now,
+        "last_error": "",
+        "outcome_unknown_since": None,
+    }
+    _transition(submission, expected=State.SENDING, **fields)
+    logger.info(
+        "Submission %s %s as request %s", submission.pk, "found upstream" if adopted else "sent", request_id
+    )
+    return submission
+
+
+def _mark_send_failed(
+    submission: Submission, *, message: str, error: chamelaion.ChamelaionError | None = None
+) -> Submission:
+    if error is not None:
+        logger.warning("Sending submission %s failed: %s (%s)", submission.pk, type(error).__name__, error.detail)
+    _transition(
+        submission,
+        expected=State.SENDING,
+        state=State.SEND_FAILED,
+        last_error=message,
+        outcome_unknown_since=submission.outcome_unknown_since,
+    )
+    return submission
+
+
+def _transition(submission: Submission, *, expected: str, **fields: Any) -> bool:
+    """The one place a submission's state changes: a conditional UPDATE, so that a process holding a stale
+    copy cannot overwrite what another process wrote meanwhile."""
+    changed = Submission.objects.filter(pk=submission.pk, state=expected).update(**fields)
+    if changed:
+        for name, value in fields.items():
+            setattr(submission, name, value)
+    else:
+        submission.refresh_from_db()
+    return bool(changed)

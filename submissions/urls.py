@@ -1,0 +1,11 @@
+from django.urls import path
+
+from submissions import views
+
+app_name = "submissions"
+urlpatterns = [
+    path("", views.history, name="history"),
+    path("submissions/new/", views.new_submission, name="new"),
+    path("submissions/<int:pk>/", views.detail, name="detail"),
+    path("submissions/<int:pk>/send-again/", views.send_again, name="send_again"),
+]

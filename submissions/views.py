@@ -1,0 +1,70 @@
+from django.contrib import messages
+from django.core.paginator import Paginator
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_http_methods, require_POST
+
+from submissions import selectors, services
+from submissions.chamelaion import sandbox_sample_urls
+from submissions.forms import SubmissionForm
+from submissions.models import Submission
+
+HISTORY_PAGE_SIZE = 50
+
+
+@require_http_methods(["GET"])
+def history(request):
+    page = Paginator(selectors.submissions_of(user=request.user), HISTORY_PAGE_SIZE).get_page(request.GET.get("page"))
+    return render(request, "submissions/history.html", {"page": page})
+
+
+@require_http_methods(["GET", "POST"])
+def new_submission(request):
+    # After a failed send the form is shown again; posting it again sends that same saved submission,
+    # so a retry never creates a second job.
+    resubmitting = selectors.get_resendable_submission(user=request.user, pk=request.POST.get("resubmit"))
+    if request.method == "GET":
+        form = SubmissionForm(initial=_sample_inputs(request))
+        return render(request, "submissions/new.html", {"form": form})
+
+    form = SubmissionForm(request.POST, resubmitting=resubmitting)
+    if form.is_valid():
+        try:
+            if resubmitting is not None:
+                submission = services.send_submission(submission=resubmitting, changes=form.cleaned_data)
+            else:
+                submission = services.submit(user=request.user, **form.cleaned_data)
+        except services.ReferenceIdTaken:
+            form.add_error("reference_id", "Another submission already uses this reference id. Choose another one.")
+        else:
+            if submission.state != Submission.State.SEND_FAILED:
+                messages.success(request, "Sent to Chamelaion.")
+                return redirect(submission)
+            resubmitting = submission
+    return render(request, "submissions/new.html", {"form": form, "failed": resubmitting})
+
+
+def _sample_inputs(request) -> dict:
+    samples = sandbox_sample_urls()
+    if request.GET.get("sample") and samples:
+        return {**samples, "title": "Sandbox sample"}
+    return {}
+
+
+@require_http_methods(["GET"])
+def detail(request, pk: int):
+    submission = selectors.get_visible_submission(user=request.user, pk=pk)
+    return render(request, "submissions/detail.html", {"submission": submission})
+
+
+@require_POST
+def send_again(request, pk: int):
+    submission = selectors.get_visible_submission(user=request.user, pk=pk)
+    if not submission.can_send_again:
+        messages.info(request, "This submission is not waiting to be sent again.")
+        return redirect(submission)
+    submission = services.send_submission(submission=submission)
+    if submission.state == Submission.State.SEND_FAILED:
+        messages.error(request, submission.last_error)
+    else:
+        messages.success(request, "Sent to Chamelaion.")
+    return redirect(submission)

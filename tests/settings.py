@@ -1,0 +1,27 @@
+"""The production settings module, fed a test environment: the suite exercises the same env parsing."""
+
+import os
+
+os.environ.update(
+    {
+        "DEBUG": "false",
+        "SECRET_KEY": "tests-only-4q8Zr2LmN7xVb1KpW9sDf3GhJ6tYc0UeAo5iRz8XwQnMvB",
+        "CHAMELAION_API_KEY": "",
+        # The test client and the live server speak plain HTTP.
+        "SECURE_SSL_REDIRECT": "false",
+        "SESSION_COOKIE_SECURE": "false",
+        "CSRF_COOKIE_SECURE": "false",
+        "SECURE_HSTS_SECONDS": "0",
+    }
+)
+
+from dubdash.settings import *  # noqa: E402,F403
+
+# No collectstatic before tests: serve static files from the source folders.
+STORAGES = {
+    **STORAGES,  # noqa: F405
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+STATIC_ROOT = None  # nothing is collected in tests; WhiteNoise serves from the finders
+WHITENOISE_USE_FINDERS = True

@@ -1,0 +1,78 @@
+"""Real Chromium (Debian's) through Playwright against a live DubDash and the sandbox."""
+
+import re
+
+import pytest
+from playwright.sync_api import Page, expect
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+
+@pytest.fixture
+def logged_in_page(page: Page, live_server, django_user_model) -> Page:
+    django_user_model.objects.create_user("maria", password="dubbing-all-day")
+    page.goto(live_server.url + "/")
+    expect(page).to_have_url(re.compile(r"/login/\?next=/$"))
+    page.get_by_label("Username").fill("maria")
+    page.get_by_label("Password").fill("dubbing-all-day")
+    page.get_by_role("button", name="Log in").click()
+    expect(page.get_by_role("heading", name="My submissions")).to_be_visible()
+    return page
+
+
+def test_submit_the_samples_and_find_the_job_in_the_history(logged_in_page: Page, sandbox):
+    page = logged_in_page
+    expect(page.get_by_text("Sandbox mode.")).to_be_visible()
+    page.get_by_role("link", name="New submission").first.click()
+    page.get_by_role("link", name="fill the form with the sandbox's sample video and audio").click()
+    expect(page.get_by_label("Video URL")).to_have_value(sandbox.sample_video_url)
+    expect(page.get_by_label("Audio URL")).to_have_value(sandbox.sample_audio_url)
+    page.get_by_label("Target language").select_option("de")
+    page.get_by_label("Title or note").fill("Pilot, German")
+    page.get_by_role("button", name="Send to Chamelaion").click()
+
+    expect(page).to_have_url(re.compile(r"/submissions/\d+/$"))
+    (job,) = sandbox.jobs()
+    expect(page.locator("#request-id")).to_have_text(job["id"])
+    expect(page.get_by_text("Sent to Chamelaion.")).to_be_visible()
+
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="History").click()
+    row = page.get_by_role("row").filter(has_text="Pilot, German")
+    expect(row).to_contain_text(job["id"])
+    expect(row).to_contain_text("Queued")
+    expect(row).to_contain_text("de")
+
+
+def test_bad_input_is_explained_and_nothing_typed_is_lost(logged_in_page: Page, live_server, sandbox):
+    page = logged_in_page
+    page.goto(live_server.url + "/submissions/new/")
+    page.get_by_label("Video URL").fill("cdn.example.com/pilot.mp4")
+    page.get_by_label("Audio URL").fill(sandbox.sample_audio_url)
+    page.get_by_label("Reference id").fill("pilot de")
+    page.get_by_label("Title or note").fill("Pilot, German")
+    page.get_by_role("button", name="Send to Chamelaion").click()
+
+    expect(page.get_by_text("Nothing was sent. Please correct the fields marked below.")).to_be_visible()
+    expect(page.get_by_text("Enter a full web address starting with http:// or https://.")).to_be_visible()
+    expect(page.get_by_text("Use only letters, digits, dots, underscores and hyphens.")).to_be_visible()
+    expect(page.get_by_label("Video URL")).to_have_value("cdn.example.com/pilot.mp4")
+    expect(page.get_by_label("Reference id")).to_have_value("pilot de")
+    expect(page.get_by_label("Title or note")).to_have_value("Pilot, German")
+    assert sandbox.jobs() == []
+
+
+def test_an_upstream_failure_is_explained_and_sending_again_works(logged_in_page: Page, live_server, sandbox):
+    page = logged_in_page
+    sandbox.faults.script = ["500"]
+    page.goto(live_server.url + "/submissions/new/?sample=1")
+    page.get_by_label("Title or note").fill("Pilot, French")
+    page.get_by_role("button", name="Send to Chamelaion").click()
+
+    expect(page.get_by_text("Chamelaion had an internal problem.")).to_be_visible()
+    expect(page.get_by_label("Title or note")).to_have_value("Pilot, French")
+    page.wait_for_timeout(300)  # past the test-sized settle time
+    page.get_by_role("button", name="Send again").click()
+
+    expect(page).to_have_url(re.compile(r"/submissions/\d+/$"))
+    (job,) = sandbox.jobs()
+    expect(page.locator("#request-id")).to_have_text(job["id"])
