@@ -138,6 +138,10 @@ LOGGING = {
     "formatters": {"plain": {"format": "{asctime} {levelname} {name}: {message}", "style": "{"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
-    # urllib3 logs request lines at DEBUG; keep it quiet even when the app is verbose.
-    "loggers": {"urllib3": {"level": "WARNING"}},
+    "loggers": {
+        # Django adds its own console handler; without this every line would print twice.
+        "django": {"level": "INFO"},
+        # urllib3 logs request lines at DEBUG; keep it quiet even when the app is verbose.
+        "urllib3": {"level": "WARNING"},
+    },
 }

@@ -86,6 +86,10 @@ class Submission(models.Model):
         return reverse("submissions:detail", args=[self.pk])
 
     @property
+    def language_name(self) -> str:
+        return dict(settings.DUBBING_LANGUAGES).get(self.target_language, self.target_language)
+
+    @property
     def status_label(self) -> str:
         """What the badge says: for an unknown upstream status, the status itself."""
         if self.state == self.State.IN_FLIGHT and self.upstream_status:

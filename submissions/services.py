@@ -92,7 +92,7 @@ def send_submission(*, submission: Submission, changes: dict[str, Any] | None = 
         except chamelaion.ChamelaionError as exc:
             return _mark_send_failed(submission, message=exc.user_message, error=exc)
         if existing is not None:
-            return _mark_sent(submission, request_id=existing.id, adopted=True)
+            return _mark_sent(submission, request_id=existing.id, found=existing)
         if timezone.now() - submission.outcome_unknown_since < settle_time():
             return _mark_send_failed(
                 submission,
@@ -120,7 +120,7 @@ def send_submission(*, submission: Submission, changes: dict[str, Any] | None = 
         if exc.may_have_reached_server:
             submission.outcome_unknown_since = submission.last_attempt_at
         return _mark_send_failed(submission, message=exc.user_message, error=exc)
-    return _mark_sent(submission, request_id=request_id, adopted=False)
+    return _mark_sent(submission, request_id=request_id)
 
 
 def _claim(submission: Submission) -> bool:
@@ -155,21 +155,35 @@ def _apply_changes(submission: Submission, changes: dict[str, Any]) -> None:
         setattr(submission, field, value)
 
 
-def _mark_sent(submission: Submission, *, request_id: str, adopted: bool) -> Submission:
-    now = timezone.now()
-    fields = {
-        "state": State.QUEUED,
-        "request_id": request_id,
-        "upstream_status": "queued",
-        "sent_at": now,
-        "last_error": "",
-        "outcome_unknown_since": None,
-    }
+def _mark_sent(
+    submission: Submission, *, request_id: str, found: chamelaion.LipsyncRequest | None = None
+) -> Submission:
+    """Record the request_id. A job found by reference_id may already be further along than queued."""
+    fields = {"request_id": request_id, "sent_at": timezone.now(), "last_error": "", "outcome_unknown_since": None}
+    fields.update(upstream_fields(found) if found else {"state": State.QUEUED, "upstream_status": "queued"})
     _transition(submission, expected=State.SENDING, **fields)
-    logger.info(
-        "Submission %s %s as request %s", submission.pk, "found upstream" if adopted else "sent", request_id
-    )
+    logger.info("Submission %s %s as request %s", submission.pk, "found upstream" if found else "sent", request_id)
     return submission
+
+
+def state_for(upstream_status: str) -> str:
+    """Chamelaion's status is a free string; one DubDash does not know is still in flight."""
+    known = {"queued": State.QUEUED, "processing": State.PROCESSING, "completed": State.COMPLETED, "failed": State.FAILED}
+    return known.get(upstream_status, State.IN_FLIGHT)
+
+
+def upstream_fields(request: chamelaion.LipsyncRequest) -> dict[str, Any]:
+    """What a submission stores of a LipsyncRequest."""
+    return {
+        "state": state_for(request.status),
+        "upstream_status": request.status[:64],
+        "upstream_created_at": request.created_at,
+        "started_at": request.started_at,
+        "finished_at": request.finished_at,
+        "output_url": request.output_url,
+        "upstream_error_message": request.error_message,
+        "last_synced_at": timezone.now(),
+    }
 
 
 def _mark_send_failed(

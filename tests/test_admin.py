@@ -2,6 +2,7 @@ import pytest
 from django.urls import reverse
 
 from submissions.models import Submission
+from tests.factories import make_submission
 
 pytestmark = pytest.mark.django_db
 
@@ -9,8 +10,8 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def admin_client_with_rows(admin_client, admin_user, user):
     for n, state in enumerate([Submission.State.QUEUED, Submission.State.SEND_FAILED, Submission.State.COMPLETED]):
-        Submission.objects.create(
-            created_by=user if n else admin_user,
+        make_submission(
+            user if n else admin_user,
             title=f"Episode {n}",
             video_url=f"https://cdn.example.com/ep{n}.mp4",
             audio_url=f"https://cdn.example.com/ep{n}-fr.wav",

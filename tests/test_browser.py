@@ -40,7 +40,7 @@ def test_submit_the_samples_and_find_the_job_in_the_history(logged_in_page: Page
     row = page.get_by_role("row").filter(has_text="Pilot, German")
     expect(row).to_contain_text(job["id"])
     expect(row).to_contain_text("Queued")
-    expect(row).to_contain_text("de")
+    expect(row).to_contain_text("German")
 
 
 def test_bad_input_is_explained_and_nothing_typed_is_lost(logged_in_page: Page, live_server, sandbox):

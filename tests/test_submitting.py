@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from submissions.models import Submission
 from submissions.sandbox import QUOTA_USED_UP_TOKEN
+from tests.factories import make_submission
 
 pytestmark = pytest.mark.django_db
 
@@ -80,6 +81,7 @@ def test_submit_saves_sends_and_shows_the_request_id(logged_in, user, sandbox):
     assert job["id"] in detail and "Sent to Chamelaion." in detail
     history = logged_in.get(reverse("submissions:history")).content.decode()
     assert job["id"] in history and "Episode 1 (German)" in history and "Queued" in history
+    assert "<td>German</td>" in history
 
 
 def test_own_reference_id_is_sent(logged_in, sandbox):
@@ -265,12 +267,8 @@ def test_send_again_button_on_the_detail_page(logged_in, sandbox):
 
 @pytest.mark.parametrize("job_already_created", [True, False])
 def test_a_send_interrupted_by_a_crash_is_settled_by_reference_id(logged_in, user, sandbox, job_already_created):
-    submission = Submission.objects.create(
-        created_by=user,
-        video_url=VALID["video_url"],
-        audio_url=VALID["audio_url"],
-        reference_id="crashed-1",
-        state=Submission.State.SENDING,
+    submission = make_submission(
+        user, reference_id="crashed-1", state=Submission.State.SENDING,
         last_attempt_at=timezone.now() - timedelta(hours=1),
     )
     if job_already_created:
@@ -284,13 +282,8 @@ def test_a_send_interrupted_by_a_crash_is_settled_by_reference_id(logged_in, use
 
 
 def test_a_send_in_progress_cannot_be_sent_again(logged_in, user, sandbox):
-    submission = Submission.objects.create(
-        created_by=user,
-        video_url=VALID["video_url"],
-        audio_url=VALID["audio_url"],
-        reference_id="busy-1",
-        state=Submission.State.SENDING,
-        last_attempt_at=timezone.now(),
+    submission = make_submission(
+        user, reference_id="busy-1", state=Submission.State.SENDING, last_attempt_at=timezone.now()
     )
     assert "Send again" not in logged_in.get(submission.get_absolute_url()).content.decode()
     logged_in.post(reverse("submissions:send_again", args=[submission.pk]))
@@ -316,14 +309,8 @@ def test_other_peoples_submissions_are_not_visible_or_resendable(client, user, o
 
 def test_history_is_own_newest_first_and_paginated_by_50(logged_in, user, other_user):
     for n in range(51):
-        Submission.objects.create(
-            created_by=user, video_url=VALID["video_url"], audio_url=VALID["audio_url"],
-            reference_id=f"mine-{n}", title=f"Mine {n:02d}",
-        )
-    Submission.objects.create(
-        created_by=other_user, video_url=VALID["video_url"], audio_url=VALID["audio_url"],
-        reference_id="theirs", title="Theirs",
-    )
+        make_submission(user, title=f"Mine {n:02d}")
+    make_submission(other_user, title="Theirs")
     first = logged_in.get(reverse("submissions:history")).content.decode()
     second = logged_in.get(reverse("submissions:history") + "?page=2").content.decode()
     assert first.count('class="badge') == 50 and second.count('class="badge') == 1
@@ -333,10 +320,8 @@ def test_history_is_own_newest_first_and_paginated_by_50(logged_in, user, other_
 
 
 def test_history_query_count_does_not_grow_with_rows(logged_in, user, django_assert_max_num_queries):
-    for n in range(30):
-        Submission.objects.create(
-            created_by=user, video_url=VALID["video_url"], audio_url=VALID["audio_url"], reference_id=f"r-{n}"
-        )
+    for _ in range(30):
+        make_submission(user)
     with django_assert_max_num_queries(6):
         assert logged_in.get(reverse("submissions:history")).status_code == 200
 
@@ -346,3 +331,22 @@ def test_what_users_type_is_escaped(logged_in, sandbox):
     page = logged_in.get(reverse("submissions:history")).content.decode()
     assert "<script>alert" not in page
     assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;" in page
+
+
+def test_a_job_found_by_reference_id_is_stored_as_chamelaion_reports_it(logged_in, user, sandbox):
+    submission = make_submission(
+        user, reference_id="late-1", state=Submission.State.SENDING,
+        last_attempt_at=timezone.now() - timedelta(hours=1),
+    )
+    job = sandbox.create_job(video_url=VALID["video_url"], audio_url=VALID["audio_url"], reference_id="late-1")
+    sandbox.advance(60)  # it finished while DubDash was down
+
+    logged_in.post(reverse("submissions:send_again", args=[submission.pk]))
+    submission.refresh_from_db()
+    assert submission.request_id == job["id"]
+    assert submission.state == Submission.State.COMPLETED
+    assert submission.upstream_status == "completed"
+    assert submission.output_url.endswith(f"/files/output/{job['id']}.mp4")
+    assert submission.started_at < submission.finished_at
+    assert submission.last_synced_at is not None
+    assert len(sandbox.jobs()) == 1
