@@ -129,6 +129,14 @@ CHAMELAION_READ_TIMEOUT = env.positive_float("CHAMELAION_READ_TIMEOUT", default=
 # appear upstream. Until then DubDash only looks the job up; it never sends it again.
 CHAMELAION_SETTLE_SECONDS = env.positive_float("CHAMELAION_SETTLE_SECONDS", default=60)
 
+# The status worker (manage.py run_worker). A job is polled every (its age / 10) seconds, within these
+# bounds: young jobs often, old ones rarely. Rounds start every WORKER_INTERVAL_SECONDS.
+WORKER_INTERVAL_SECONDS = env.positive_float("WORKER_INTERVAL_SECONDS", default=2)
+POLL_MIN_SECONDS = env.positive_float("POLL_MIN_SECONDS", default=3)
+POLL_MAX_SECONDS = env.positive_float("POLL_MAX_SECONDS", default=120)
+if POLL_MAX_SECONDS < POLL_MIN_SECONDS:
+    raise ImproperlyConfigured("POLL_MAX_SECONDS must be at least POLL_MIN_SECONDS.")
+
 # Offered as target languages; codes are the BCP 47 tags Django already knows.
 DUBBING_LANGUAGES = sorted(((code, str(name)) for code, name in ALL_LANGUAGES), key=lambda item: item[1])
 

@@ -1,7 +1,10 @@
 from django.contrib import admin, messages
+from django.shortcuts import redirect
+from django.urls import path
+from django.views.decorators.http import require_POST
 
-from submissions import services
-from submissions.models import Submission
+from submissions import chamelaion, services, tracking
+from submissions.models import Problem, Submission
 
 UPSTREAM_FIELDS = (
     "state",
@@ -25,7 +28,7 @@ UPSTREAM_FIELDS = (
 @admin.register(Submission)
 class SubmissionAdmin(admin.ModelAdmin):
     list_display = ("__str__", "created_by", "target_language", "state", "reference_id", "request_id", "created_at")
-    list_filter = ("state", "created_by", "created_at")
+    list_filter = ("state", "created_by", "created_at", "is_external")
     search_fields = ("request_id", "reference_id", "video_url", "audio_url", "title")
     list_select_related = ("created_by",)
     date_hierarchy = "created_at"
@@ -36,6 +39,26 @@ class SubmissionAdmin(admin.ModelAdmin):
         ("Chamelaion", {"fields": UPSTREAM_FIELDS}),
     )
     actions = ["send_again"]
+
+    def get_urls(self):
+        import_view = self.admin_site.admin_view(require_POST(self.import_external_jobs))
+        return [path("import/", import_view, name="submissions_submission_import")] + super().get_urls()
+
+    def import_external_jobs(self, request):
+        if not self.has_add_permission(request):
+            messages.error(request, "You may not add submissions.")
+        else:
+            try:
+                report = tracking.import_external_jobs()
+            except chamelaion.ChamelaionError as error:
+                messages.error(request, f"Import stopped: {error.user_message}")
+            else:
+                messages.success(
+                    request,
+                    f"Looked at {report.seen} jobs on the account: imported {report.imported}, "
+                    f"{report.already_known} were already in DubDash.",
+                )
+        return redirect("admin:submissions_submission_changelist")
 
     def get_readonly_fields(self, request, obj=None):
         # Once sent, the inputs describe a real upstream job: editing them would make the history lie.
@@ -54,3 +77,12 @@ class SubmissionAdmin(admin.ModelAdmin):
                 sent += 1
         level = messages.WARNING if failed else messages.SUCCESS
         self.message_user(request, f"Sent {sent}; still not sent {failed}.", level)
+
+
+@admin.register(Problem)
+class ProblemAdmin(admin.ModelAdmin):
+    list_display = ("code", "message", "pauses_polling", "since", "last_seen")
+    readonly_fields = ("code", "message", "pauses_polling", "since", "last_seen")
+
+    def has_add_permission(self, request):
+        return False  # raised by DubDash itself; deleting one dismisses it until it happens again

@@ -154,6 +154,8 @@ class RequestPage:
     limit: int
     offset: int
     total: int
+    size: int  # items on the page, counting unreadable ones: where the next page starts
+    unreadable: int = 0
 
 
 def _optional_str(value: Any) -> str:
@@ -199,6 +201,7 @@ class ChamelaionClient:
         self._api_key = api_key
         self.timeout = (connect_timeout, read_timeout)
         self._session = session
+        self.calls = 0  # requests made by this client: the worker reports it, the benchmark checks it
 
     def __repr__(self) -> str:  # never show the key, even in a debugger or an error report
         return f"<ChamelaionClient {self.base_url}>"
@@ -258,15 +261,19 @@ class ChamelaionClient:
         data = self._call("GET", "/v1/lipsync/requests", params=params)
         try:
             items, pagination = data["data"], data["pagination"]
-            page = RequestPage(
-                requests=[LipsyncRequest.from_json(item) for item in items],
-                limit=int(pagination["limit"]),
-                offset=int(pagination["offset"]),
-                total=int(pagination["total"]),
-            )
+            limit, offset, total = int(pagination["limit"]), int(pagination["offset"]), int(pagination["total"])
+            if not isinstance(items, list):
+                raise TypeError("data is not a list")
         except (KeyError, TypeError, ValueError) as exc:
             raise MalformedReply("a request list of the wrong shape") from exc
-        return page
+        # One unreadable job must not hide the others on its page.
+        parsed, unreadable = [], 0
+        for item in items:
+            try:
+                parsed.append(LipsyncRequest.from_json(item))
+            except MalformedReply:
+                unreadable += 1
+        return RequestPage(parsed, limit, offset, total, size=len(items), unreadable=unreadable)
 
     def me(self) -> str:
         data = self._call("GET", "/v1/users/me")
@@ -281,6 +288,7 @@ class ChamelaionClient:
     # Plumbing -------------------------------------------------------------------------------------
 
     def _call(self, method: str, path: str, *, authenticated: bool = True, **kwargs: Any) -> Any:
+        self.calls += 1
         headers = {"Accept": "application/json"}
         if authenticated:
             headers["x-api-key"] = self._api_key

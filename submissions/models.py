@@ -6,6 +6,18 @@ from django.db import models
 from django.urls import reverse
 from django.utils import timezone
 
+# Chamelaion's failure messages, said so that a producer knows what to do next.
+FAILURE_EXPLANATIONS = {
+    "video URL is not accessible": (
+        "Chamelaion could not download the video. Check that the link is public (not behind a login or "
+        "expired), then submit the job again."
+    ),
+    "audio URL is not accessible": (
+        "Chamelaion could not download the audio track. Check that the link is public (not behind a login "
+        "or expired), then submit the job again."
+    ),
+}
+
 REFERENCE_ID_MAX_LENGTH = 128
 URL_MAX_LENGTH = 2048
 
@@ -38,20 +50,24 @@ class Submission(models.Model):
         IN_FLIGHT = "in_flight", "In progress"
         COMPLETED = "completed", "Completed"
         FAILED = "failed", "Failed"
+        MISSING = "missing", "Not found at Chamelaion"
 
-    UPSTREAM_IN_FLIGHT = frozenset({State.QUEUED, State.PROCESSING, State.IN_FLIGHT})
-    FINISHED = frozenset({State.COMPLETED, State.FAILED})
+    UPSTREAM_IN_FLIGHT = (State.QUEUED, State.PROCESSING, State.IN_FLIGHT)
 
+    # Null for jobs made outside DubDash (imported from the account's list).
     created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="submissions"
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="submissions", null=True, blank=True
     )
+    is_external = models.BooleanField(default=False, help_text="Made outside DubDash and imported.")
     title = models.CharField(max_length=200, blank=True)
-    video_url = models.URLField(max_length=URL_MAX_LENGTH)
-    audio_url = models.URLField(max_length=URL_MAX_LENGTH)
+    # Blank only for imported jobs: the API does not report a job's inputs.
+    video_url = models.URLField(max_length=URL_MAX_LENGTH, blank=True)
+    audio_url = models.URLField(max_length=URL_MAX_LENGTH, blank=True)
     disable_active_speaker_detection = models.BooleanField(default=False)
     # Sent with every job so an ambiguous failure can be settled by looking the job up, never by resending.
+    # Null only for imported jobs that were made without one.
     reference_id = models.CharField(
-        max_length=REFERENCE_ID_MAX_LENGTH, unique=True, validators=[reference_id_validator]
+        max_length=REFERENCE_ID_MAX_LENGTH, unique=True, null=True, blank=True, validators=[reference_id_validator]
     )
     target_language = models.CharField(max_length=15, blank=True)
 
@@ -71,16 +87,25 @@ class Submission(models.Model):
     output_url = models.URLField(max_length=URL_MAX_LENGTH, blank=True)
     upstream_error_message = models.TextField(blank=True)
 
-    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    # Not auto_now_add: an imported job keeps the time Chamelaion created it.
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
     sent_at = models.DateTimeField(null=True, blank=True)
     last_synced_at = models.DateTimeField(null=True, blank=True)
+    # Polling: when the worker should next ask about this job, and which worker round holds it meanwhile.
+    next_poll_at = models.DateTimeField(null=True, blank=True)
+    poll_lease = models.CharField(max_length=32, blank=True)
+    # Last "Refresh now" press: at most one upstream call per job every few seconds, however many clicks.
+    refresh_requested_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]
-        indexes = [models.Index(fields=["created_by", "-created_at"], name="submission_owner_recent")]
+        indexes = [
+            models.Index(fields=["created_by", "-created_at"], name="submission_owner_recent"),
+            models.Index(fields=["state", "next_poll_at"], name="submission_poll_due"),
+        ]
 
     def __str__(self) -> str:
-        return self.title or self.reference_id
+        return self.title or self.reference_id or self.request_id or f"Submission {self.pk}"
 
     def get_absolute_url(self) -> str:
         return reverse("submissions:detail", args=[self.pk])
@@ -109,5 +134,57 @@ class Submission(models.Model):
         )
 
     @property
+    def failure_explanation(self) -> str:
+        message = self.upstream_error_message
+        return FAILURE_EXPLANATIONS.get(message, f"Chamelaion reported: “{message}”.") if message else ""
+
+    @property
+    def playable_output_url(self) -> str:
+        """Only http(s) links become players and download links: never javascript: or data: URLs."""
+        return self.output_url if self.output_url.lower().startswith(("https://", "http://")) else ""
+
+    def timeline(self) -> list[tuple[str, object, object]]:
+        """(step, when, time since the step before) for the steps this job has reached."""
+        steps = [
+            ("Submitted", self.created_at),
+            ("Sent to Chamelaion", self.sent_at),
+            ("Started", self.started_at),
+            ("Finished" if self.state != self.State.FAILED else "Failed", self.finished_at),
+        ]
+        reached, previous = [], None
+        for label, moment in steps:
+            if moment is None:
+                continue
+            reached.append((label, moment, moment - previous if previous and moment >= previous else None))
+            previous = moment
+        return reached
+
+    @property
+    def is_in_flight(self) -> bool:
+        """Still changing: the pages keep refreshing while this is true."""
+        return self.state in self.UPSTREAM_IN_FLIGHT or self.state in (self.State.PENDING, self.State.SENDING)
+
+    @property
     def can_send_again(self) -> bool:
         return self.state == self.State.SEND_FAILED or self.is_stuck_sending
+
+
+class Problem(models.Model):
+    """Something only an administrator can fix, shown to staff on every page until it is resolved."""
+
+    class Code(models.TextChoices):
+        API_KEY_REJECTED = "api_key_rejected", "API key rejected"
+        QUOTA_USED_UP = "quota_used_up", "Plan quota used up"
+
+    code = models.CharField(max_length=32, choices=Code.choices, unique=True)
+    message = models.TextField()
+    # Raised by the worker's reads (so polling waits for it), not only by a send.
+    pauses_polling = models.BooleanField(default=False)
+    since = models.DateTimeField(auto_now_add=True)
+    last_seen = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["since"]
+
+    def __str__(self) -> str:
+        return self.get_code_display()

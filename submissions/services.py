@@ -10,16 +10,18 @@ from __future__ import annotations
 import logging
 import math
 import uuid
+from datetime import timedelta
+from collections.abc import Iterable
 from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from submissions import chamelaion
-from submissions.models import Submission, settle_time, stuck_sending_time
+from submissions.models import Problem, Submission, settle_time, stuck_sending_time
 
 logger = logging.getLogger(__name__)
 State = Submission.State
@@ -119,7 +121,9 @@ def send_submission(*, submission: Submission, changes: dict[str, Any] | None = 
     except chamelaion.ChamelaionError as exc:
         if exc.may_have_reached_server:
             submission.outcome_unknown_since = submission.last_attempt_at
+        record_problem(exc, while_polling=False)
         return _mark_send_failed(submission, message=exc.user_message, error=exc)
+    clear_problems(after_send=True)
     return _mark_sent(submission, request_id=request_id)
 
 
@@ -159,9 +163,11 @@ def _mark_sent(
     submission: Submission, *, request_id: str, found: chamelaion.LipsyncRequest | None = None
 ) -> Submission:
     """Record the request_id. A job found by reference_id may already be further along than queued."""
-    fields = {"request_id": request_id, "sent_at": timezone.now(), "last_error": "", "outcome_unknown_since": None}
+    now = timezone.now()
+    fields = {"request_id": request_id, "sent_at": now, "last_error": "", "outcome_unknown_since": None}
     fields.update(upstream_fields(found) if found else {"state": State.QUEUED, "upstream_status": "queued"})
-    _transition(submission, expected=State.SENDING, **fields)
+    fields["next_poll_at"] = now + poll_interval(timedelta(0)) if fields["state"] in Submission.UPSTREAM_IN_FLIGHT else None
+    transition(submission, expected=State.SENDING, **fields)
     logger.info("Submission %s %s as request %s", submission.pk, "found upstream" if found else "sent", request_id)
     return submission
 
@@ -170,6 +176,12 @@ def state_for(upstream_status: str) -> str:
     """Chamelaion's status is a free string; one DubDash does not know is still in flight."""
     known = {"queued": State.QUEUED, "processing": State.PROCESSING, "completed": State.COMPLETED, "failed": State.FAILED}
     return known.get(upstream_status, State.IN_FLIGHT)
+
+
+def poll_interval(age: timedelta) -> timedelta:
+    """Young jobs are asked about often, old ones rarely: a tenth of the job's age, within bounds."""
+    seconds = age.total_seconds() / 10
+    return timedelta(seconds=min(settings.POLL_MAX_SECONDS, max(settings.POLL_MIN_SECONDS, seconds)))
 
 
 def upstream_fields(request: chamelaion.LipsyncRequest) -> dict[str, Any]:
@@ -191,7 +203,7 @@ def _mark_send_failed(
 ) -> Submission:
     if error is not None:
         logger.warning("Sending submission %s failed: %s (%s)", submission.pk, type(error).__name__, error.detail)
-    _transition(
+    transition(
         submission,
         expected=State.SENDING,
         state=State.SEND_FAILED,
@@ -201,13 +213,54 @@ def _mark_send_failed(
     return submission
 
 
-def _transition(submission: Submission, *, expected: str, **fields: Any) -> bool:
-    """The one place a submission's state changes: a conditional UPDATE, so that a process holding a stale
-    copy cannot overwrite what another process wrote meanwhile."""
-    changed = Submission.objects.filter(pk=submission.pk, state=expected).update(**fields)
+def transition(
+    submission: Submission, *, expected: str | Iterable[str], guard: Q | None = None, **fields: Any
+) -> bool:
+    """The one place a submission's state changes: a conditional UPDATE on the state it expects (and an
+    optional extra guard), so a process holding a stale copy cannot overwrite what another wrote meanwhile.
+    On success the instance is updated too; otherwise it is reloaded."""
+    expected_states = [expected] if isinstance(expected, str) else list(expected)
+    rows = Submission.objects.filter(pk=submission.pk, state__in=expected_states)
+    if guard is not None:
+        rows = rows.filter(guard)
+    changed = rows.update(**fields)
     if changed:
         for name, value in fields.items():
             setattr(submission, name, value)
     else:
         submission.refresh_from_db()
     return bool(changed)
+
+
+PROBLEM_CODES = {
+    chamelaion.Unauthorized: Problem.Code.API_KEY_REJECTED,
+    chamelaion.QuotaExhausted: Problem.Code.QUOTA_USED_UP,
+}
+
+
+def record_problem(error: chamelaion.ChamelaionError, *, while_polling: bool) -> None:
+    """Raise (or keep) the administrators' banner for failures only they can fix; others are ignored."""
+    code = PROBLEM_CODES.get(type(error))
+    if code is None:
+        return
+    problem, created = Problem.objects.get_or_create(
+        code=code, defaults={"message": error.user_message, "pauses_polling": while_polling}
+    )
+    if not created:
+        problem.pauses_polling = problem.pauses_polling or while_polling
+        problem.save(update_fields=["pauses_polling", "last_seen"])
+    if created:
+        logger.error("Problem raised: %s (%s)", problem.get_code_display(), error.detail)
+
+
+def clear_problems(*, after_send: bool = False) -> None:
+    """A successful call is the proof a problem is over: any successful authenticated call proves the key
+    works; only a successful generation proves the quota is back, unless the quota also blocked reads."""
+    if not Problem.objects.exists():
+        return
+    resolved = Problem.objects.all() if after_send else Problem.objects.filter(
+        Q(code=Problem.Code.API_KEY_REJECTED) | Q(pauses_polling=True)
+    )
+    for problem in resolved:
+        logger.warning("Problem resolved: %s", problem.get_code_display())
+    resolved.delete()

@@ -8,4 +8,5 @@ urlpatterns = [
     path("submissions/new/", views.new_submission, name="new"),
     path("submissions/<int:pk>/", views.detail, name="detail"),
     path("submissions/<int:pk>/send-again/", views.send_again, name="send_again"),
+    path("submissions/<int:pk>/refresh/", views.refresh, name="refresh"),
 ]

@@ -3,7 +3,7 @@ from django.core.paginator import Paginator
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
-from submissions import selectors, services
+from submissions import selectors, services, tracking
 from submissions.chamelaion import sandbox_sample_urls
 from submissions.forms import SubmissionForm
 from submissions.models import Submission
@@ -14,7 +14,10 @@ HISTORY_PAGE_SIZE = 50
 @require_http_methods(["GET"])
 def history(request):
     page = Paginator(selectors.submissions_of(user=request.user), HISTORY_PAGE_SIZE).get_page(request.GET.get("page"))
-    return render(request, "submissions/history.html", {"page": page})
+    context = {"page": page, "live": any(submission.is_in_flight for submission in page.object_list)}
+    # htmx polls only the rows; everything else on the page stays as it is.
+    template = "submissions/_history_rows.html" if request.htmx else "submissions/history.html"
+    return render(request, template, context)
 
 
 @require_http_methods(["GET", "POST"])
@@ -53,7 +56,15 @@ def _sample_inputs(request) -> dict:
 @require_http_methods(["GET"])
 def detail(request, pk: int):
     submission = selectors.get_visible_submission(user=request.user, pk=pk)
-    return render(request, "submissions/detail.html", {"submission": submission})
+    template = "submissions/_detail_live.html" if request.htmx else "submissions/detail.html"
+    return render(request, template, {"submission": submission})
+
+
+@require_POST
+def refresh(request, pk: int):
+    submission = selectors.get_visible_submission(user=request.user, pk=pk)
+    messages.info(request, tracking.refresh_now(submission=submission))
+    return redirect(submission)
 
 
 @require_POST

@@ -8,6 +8,14 @@ from playwright.sync_api import Page, expect
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
+def make_all_due():
+    from django.utils import timezone
+
+    from submissions.models import Submission
+
+    Submission.objects.update(next_poll_at=timezone.now())
+
+
 @pytest.fixture
 def logged_in_page(page: Page, live_server, django_user_model) -> Page:
     django_user_model.objects.create_user("maria", password="dubbing-all-day")
@@ -76,3 +84,53 @@ def test_an_upstream_failure_is_explained_and_sending_again_works(logged_in_page
     expect(page).to_have_url(re.compile(r"/submissions/\d+/$"))
     (job,) = sandbox.jobs()
     expect(page.locator("#request-id")).to_have_text(job["id"])
+
+
+def test_the_badge_turns_completed_without_a_reload_and_polling_stops(logged_in_page: Page, live_server, sandbox):
+    from submissions import tracking
+
+    page = logged_in_page
+    page.goto(live_server.url + "/submissions/new/?sample=1")
+    page.get_by_label("Title or note").fill("Pilot, Japanese")
+    page.get_by_role("button", name="Send to Chamelaion").click()
+    expect(page).to_have_url(re.compile(r"/submissions/\d+/$"))
+
+    page.goto(live_server.url + "/")
+    row = page.get_by_role("row").filter(has_text="Pilot, Japanese")
+    expect(row.locator(".badge")).to_have_text("Queued")
+    page.evaluate("window.__sameDocument = true")  # lost on any full reload
+
+    sandbox.advance(60)
+    make_all_due()
+    assert tracking.refresh_round().updated == 1
+    expect(row.locator(".badge")).to_have_text("Completed", timeout=10_000)
+    assert page.evaluate("window.__sameDocument") is True
+
+    # Nothing in flight any more: the page stops asking.
+    polls = []
+    page.on("request", lambda request: polls.append(request.url) if request.headers.get("hx-request") else None)
+    page.wait_for_timeout(4_000)
+    assert polls == []
+
+
+def test_the_detail_page_plays_the_output(logged_in_page: Page, live_server, sandbox):
+    from submissions import tracking
+
+    page = logged_in_page
+    page.goto(live_server.url + "/submissions/new/?sample=1")
+    page.get_by_role("button", name="Send to Chamelaion").click()
+    expect(page).to_have_url(re.compile(r"/submissions/\d+/$"))
+    expect(page.get_by_text("Not ready yet.")).to_be_visible()
+
+    sandbox.advance(60)
+    make_all_due()
+    assert tracking.refresh_round().updated == 1
+    video = page.locator("#output-video")
+    expect(video).to_be_visible(timeout=10_000)  # swapped in by the page's own polling
+    (job,) = sandbox.jobs()
+    expect(video).to_have_attribute("src", job["output_url"])
+    page.wait_for_function("document.querySelector('#output-video').readyState >= 2", timeout=10_000)
+    assert page.evaluate("document.querySelector('#output-video').error") is None
+    assert page.evaluate("document.querySelector('#output-video').videoWidth") == 320
+    expect(page.get_by_role("link", name="Download the video")).to_have_attribute("href", job["output_url"])
+    expect(page.get_by_text("Finished")).to_be_visible()

@@ -78,6 +78,8 @@ GENERATE_MEDIA_PATH = "/api/v1/lipsync/generate-with-media"
 
 SCRIPT_FAULTS = (
     "400",
+    "401",
+    "412",
     "500",
     "429",
     "502-html",
@@ -481,6 +483,10 @@ def _error(error: ApiError) -> _Response:
 def _fault_response(fault: str) -> _Response:
     if fault == "400":
         return _json(400, {"error": "invalid request body"})
+    if fault == "401":
+        return _json(401, {"error": "invalid token"})
+    if fault == "412":
+        return _json(412, {"error": "token limit reached"})
     if fault == "500":
         return _json(500, {"error": "internal error"})
     if fault == "429":

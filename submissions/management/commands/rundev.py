@@ -13,7 +13,7 @@ from submissions.chamelaion import is_sandbox_mode
 
 
 class Command(BaseCommand):
-    help = "Run the dashboard on 127.0.0.1 (and, in sandbox mode, the sandbox) until Ctrl-C."
+    help = "Run the dashboard on 127.0.0.1, the status worker and (in sandbox mode) the sandbox until Ctrl-C."
 
     def add_arguments(self, parser):
         parser.add_argument("--port", type=int, default=8000)
@@ -28,6 +28,7 @@ class Command(BaseCommand):
                 manage + ["sandbox", "--port", str(sandbox_port), "--job-seconds", str(job_seconds)]
             )
         commands.append(manage + ["runserver", f"127.0.0.1:{port}"])
+        commands.append(manage + ["run_worker"])
 
         # Each child leads its own process group so that stopping it also stops what it started
         # (runserver's autoreloader runs the real server in a grandchild).

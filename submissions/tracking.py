@@ -1,0 +1,296 @@
+"""Following sent jobs to the end: the worker's refresh rounds, "Refresh now", and importing jobs made
+outside DubDash.
+
+Two workers may run at once. Each round first *leases* the jobs it will ask about (a conditional UPDATE,
+so no job is in two rounds), and every write is guarded so that data fetched earlier never overwrites
+data fetched later, and a job never moves backwards (completed stays completed).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from submissions import chamelaion, services
+from submissions.models import Problem, Submission
+
+logger = logging.getLogger(__name__)
+State = Submission.State
+
+PAGE_SIZE = chamelaion.LIST_PAGE_LIMIT
+LEASE_TIME = timedelta(minutes=2)  # a round that dies leaves its jobs to others after this
+ROUND_LIMIT = 5000
+REFRESH_NOW_EVERY = timedelta(seconds=5)
+PROBLEM_RECHECK_SECONDS = 30.0
+MISSING_MESSAGE = (
+    "Chamelaion has no job with this request id on this account: it may have been deleted, or DubDash's "
+    "API key now belongs to another account. DubDash has stopped asking about it."
+)
+
+# How far along a state is. A write may keep or raise the rank, never lower it; finished jobs never change.
+RANK = {State.QUEUED: 1, State.PROCESSING: 2, State.IN_FLIGHT: 2, State.COMPLETED: 3, State.FAILED: 3, State.MISSING: 3}
+
+
+@dataclass
+class RoundReport:
+    jobs: int = 0  # jobs this round asked about
+    updated: int = 0
+    missing: int = 0
+    api_calls: int = 0
+    wait: float = 0.0  # extra seconds the worker should wait before the next round
+    error: str = ""  # why the round stopped early, in plain words
+
+    @property
+    def failed(self) -> bool:
+        return bool(self.error)
+
+
+@dataclass
+class _Snapshots:
+    fetched_at: datetime
+    found: dict[str, chamelaion.LipsyncRequest] = field(default_factory=dict)
+    missing: set[str] = field(default_factory=set)
+
+
+# --- The worker's round --------------------------------------------------------------------------
+
+
+def refresh_round(*, limit: int = ROUND_LIMIT) -> RoundReport:
+    """Ask Chamelaion about every job that is due, with as few calls as the list endpoint allows."""
+    client = chamelaion.get_client()
+    report = RoundReport()
+    if Problem.objects.filter(pauses_polling=True).exists() and not _problem_is_over(client, report):
+        return report
+    token = uuid.uuid4().hex
+    jobs = _lease_due_jobs(token=token, limit=limit)
+    report.jobs = len(jobs)
+    if jobs:
+        snapshots = _Snapshots(fetched_at=timezone.now())
+        try:
+            _fetch(client, jobs, snapshots)
+        except chamelaion.ChamelaionError as error:
+            _note_failure(error, report)
+        report.updated, report.missing = _store(jobs, snapshots)
+        _release(token, min_delay=report.wait)
+        if not report.failed:
+            services.clear_problems()
+    report.api_calls = client.calls
+    return report
+
+
+def _problem_is_over(client: chamelaion.ChamelaionClient, report: RoundReport) -> bool:
+    """While the key or quota is broken, one cheap read per round tells whether it has been fixed."""
+    try:
+        client.list_requests(limit=1)
+    except chamelaion.ChamelaionError as error:
+        _note_failure(error, report)
+        report.api_calls = client.calls
+        return False
+    services.clear_problems()
+    return True
+
+
+def _note_failure(error: chamelaion.ChamelaionError, report: RoundReport) -> None:
+    report.error = error.user_message
+    if isinstance(error, chamelaion.RateLimited):
+        report.wait = error.retry_after or services.poll_interval(timedelta(0)).total_seconds()
+    elif isinstance(error, (chamelaion.Unauthorized, chamelaion.QuotaExhausted)):
+        services.record_problem(error, while_polling=True)
+        report.wait = PROBLEM_RECHECK_SECONDS
+    logger.warning("Refresh round stopped: %s (%s)", type(error).__name__, error.detail)
+
+
+def _due() -> Q:
+    now = timezone.now()
+    return Q(state__in=Submission.UPSTREAM_IN_FLIGHT, request_id__isnull=False) & (
+        Q(next_poll_at__lte=now) | Q(next_poll_at__isnull=True)
+    )
+
+
+def _lease_due_jobs(*, token: str, limit: int) -> list[Submission]:
+    # The second filter on _due() makes the UPDATE a compare-and-set: a job another round leased
+    # meanwhile no longer matches, so it is skipped rather than taken twice.
+    due_ids = list(Submission.objects.filter(_due()).order_by("next_poll_at").values_list("pk", flat=True)[:limit])
+    if not due_ids:
+        return []
+    Submission.objects.filter(_due(), pk__in=due_ids).update(poll_lease=token, next_poll_at=timezone.now() + LEASE_TIME)
+    return list(Submission.objects.filter(poll_lease=token))
+
+
+def _fetch(client: chamelaion.ChamelaionClient, jobs: list[Submission], snapshots: _Snapshots) -> None:
+    """Page through the account's list when that costs fewer calls than asking job by job; then ask one
+    by one about whatever the pages did not show (a 404 there means the job is gone)."""
+    wanted = {job.request_id for job in jobs}
+
+    def collect(page: chamelaion.RequestPage) -> None:
+        snapshots.found.update((r.id, r) for r in page.requests if r.id in wanted)
+
+    page = client.list_requests(limit=PAGE_SIZE, offset=0)
+    collect(page)
+    total, offset = page.total, page.size
+    if math.ceil(max(0, total - offset) / PAGE_SIZE) <= len(wanted - snapshots.found.keys()):
+        while page.size and offset < total and wanted - snapshots.found.keys():
+            page = client.list_requests(limit=PAGE_SIZE, offset=offset)
+            collect(page)
+            offset += page.size
+    for request_id in sorted(wanted - snapshots.found.keys()):
+        try:
+            snapshots.found[request_id] = client.get_request(request_id)
+        except chamelaion.NotFound:
+            snapshots.missing.add(request_id)
+        except chamelaion.MalformedReply as error:  # this job's reply is unreadable; the others may be fine
+            logger.warning("Unreadable status for request %s: %s", request_id, error.detail)
+
+
+def _store(jobs: list[Submission], snapshots: _Snapshots) -> tuple[int, int]:
+    updated = missing = 0
+    with transaction.atomic():  # one commit for the whole round, not one per job
+        for job in jobs:
+            if job.request_id in snapshots.found:
+                updated += apply_snapshot(job, snapshots.found[job.request_id], fetched_at=snapshots.fetched_at)
+            elif job.request_id in snapshots.missing:
+                missing += mark_missing(job, fetched_at=snapshots.fetched_at)
+    return updated, missing
+
+
+def _release(token: str, *, min_delay: float) -> None:
+    """Jobs this round could not settle go back on the schedule (not before `min_delay` seconds)."""
+    now = timezone.now()
+    leftovers = Submission.objects.filter(poll_lease=token)
+    with transaction.atomic():
+        for job in leftovers.only("pk", "sent_at", "created_at"):
+            delay = max(_next_poll(job, now) - now, timedelta(seconds=min_delay))
+            Submission.objects.filter(pk=job.pk, poll_lease=token).update(poll_lease="", next_poll_at=now + delay)
+
+
+def _next_poll(job: Submission, now: datetime) -> datetime:
+    return now + services.poll_interval(now - (job.sent_at or job.created_at))
+
+
+# --- Writes that never go backwards ---------------------------------------------------------------
+
+
+def apply_snapshot(submission: Submission, request: chamelaion.LipsyncRequest, *, fetched_at: datetime) -> bool:
+    """Store what Chamelaion said at `fetched_at`, unless something fresher or further along is stored."""
+    fields = services.upstream_fields(request)
+    new_state = fields["state"]
+    fields.update(
+        last_synced_at=fetched_at,
+        poll_lease="",
+        next_poll_at=_next_poll(submission, fetched_at) if new_state in Submission.UPSTREAM_IN_FLIGHT else None,
+    )
+    return services.transition(
+        submission,
+        expected=[state for state in Submission.UPSTREAM_IN_FLIGHT if RANK[state] <= RANK[new_state]],
+        guard=Q(last_synced_at__isnull=True) | Q(last_synced_at__lte=fetched_at),
+        **fields,
+    )
+
+
+def mark_missing(submission: Submission, *, fetched_at: datetime) -> bool:
+    return services.transition(
+        submission,
+        expected=Submission.UPSTREAM_IN_FLIGHT,
+        guard=Q(last_synced_at__isnull=True) | Q(last_synced_at__lte=fetched_at),
+        state=State.MISSING,
+        last_error=MISSING_MESSAGE,
+        last_synced_at=fetched_at,
+        next_poll_at=None,
+        poll_lease="",
+    )
+
+
+# --- "Refresh now" --------------------------------------------------------------------------------
+
+
+def refresh_now(*, submission: Submission) -> str:
+    """Ask Chamelaion once about one job, at most once every few seconds however often it is pressed.
+    Returns what to tell the user."""
+    if submission.request_id is None:
+        return "This job has not been sent yet, so there is nothing to ask Chamelaion."
+    if submission.state not in Submission.UPSTREAM_IN_FLIGHT:
+        return "This job is finished; its status will not change."
+    now = timezone.now()
+    claimed = Submission.objects.filter(
+        Q(refresh_requested_at__isnull=True) | Q(refresh_requested_at__lte=now - REFRESH_NOW_EVERY),
+        pk=submission.pk,
+    ).update(refresh_requested_at=now)
+    if not claimed:
+        return "Checked a moment ago. Try again in a few seconds."
+    client = chamelaion.get_client()
+    try:
+        request = client.get_request(submission.request_id)
+    except chamelaion.NotFound:
+        mark_missing(submission, fetched_at=now)
+        return MISSING_MESSAGE
+    except chamelaion.ChamelaionError as error:
+        services.record_problem(error, while_polling=True)
+        return f"Could not check now: {error.user_message}"
+    services.clear_problems()
+    apply_snapshot(submission, request, fetched_at=now)
+    return f"Checked just now: {submission.status_label.lower()}."
+
+
+# --- Importing jobs made elsewhere ----------------------------------------------------------------
+
+
+@dataclass
+class ImportReport:
+    seen: int = 0
+    imported: int = 0
+    already_known: int = 0
+    api_calls: int = 0
+
+
+def import_external_jobs() -> ImportReport:
+    """Add every job of the account that DubDash does not know, marked external. Safe to run again:
+    jobs are matched by request id, and by reference id for DubDash's own jobs whose send is unconfirmed."""
+    client = chamelaion.get_client()
+    report = ImportReport()
+    offset, total = 0, None
+    while total is None or offset < total:
+        page = client.list_requests(limit=PAGE_SIZE, offset=offset)
+        total, offset = page.total, offset + page.size
+        report.seen += page.size
+        new = _unknown_jobs(page.requests)
+        Submission.objects.bulk_create(new, ignore_conflicts=True)  # a concurrent import may add some first
+        report.imported += len(new)
+        report.already_known += len(page.requests) - len(new)
+        if not page.size:
+            break
+    report.api_calls = client.calls
+    return report
+
+
+def _unknown_jobs(requests: list[chamelaion.LipsyncRequest]) -> list[Submission]:
+    known_ids = set(
+        Submission.objects.filter(request_id__in=[r.id for r in requests]).values_list("request_id", flat=True)
+    )
+    references = [r.reference_id for r in requests if r.reference_id]
+    known_references = set(
+        Submission.objects.filter(reference_id__in=references).values_list("reference_id", flat=True)
+    )
+    now = timezone.now()
+    new = []
+    for request in requests:
+        if request.id in known_ids or request.reference_id in known_references:
+            continue  # ours: sent by DubDash, or being settled by its send
+        fields = services.upstream_fields(request)
+        new.append(
+            Submission(
+                is_external=True,
+                request_id=request.id,
+                reference_id=request.reference_id or None,
+                created_at=request.created_at or now,
+                next_poll_at=now if fields["state"] in Submission.UPSTREAM_IN_FLIGHT else None,
+                **fields,
+            )
+        )
+    return new
