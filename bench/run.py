@@ -115,11 +115,14 @@ class RoundScenario:
     # Simulated seconds to advance after creating each batch of the in-flight jobs (the batches split
     # them evenly): jobs are queued for JOB_SECONDS/3, then processing until JOB_SECONDS, then completed.
     advance_after_batches: tuple[float, ...]
+    history: int = OLD_FINISHED_JOBS  # finished jobs on the account before these
 
 
 ROUND_SCENARIOS = [
     RoundScenario("all completed", (JOB_SECONDS + 1,)),
     RoundScenario("half processing, half queued", (JOB_SECONDS / 2, 0)),
+    # The list pages through the whole history: the round must not cost more as the account grows.
+    RoundScenario("all completed, 20,000 older jobs", (JOB_SECONDS + 1,), history=20_000),
 ]
 
 
@@ -134,7 +137,8 @@ def worker_round(ctx: Context) -> list[Row]:
 def run_round_scenario(sandbox: SandboxServer, scenario: RoundScenario) -> list[Row]:
     start_clean(sandbox)
     owner = get_user_model().objects.create_user(username="bench-owner")
-    history = create_sandbox_jobs(sandbox, OLD_FINISHED_JOBS, prefix="bench-old")
+    # A real account's history is spread over time, not created in one millisecond.
+    history = create_sandbox_jobs(sandbox, scenario.history, prefix="bench-old", spacing=1.0)
     sandbox.advance(JOB_SECONDS + 1)  # the history is finished before today's jobs start
     add_submissions(sandbox, owner, sandbox_jobs(sandbox, history), in_flight=False)
     in_flight = create_in_flight_jobs(sandbox, scenario)
@@ -166,7 +170,7 @@ def run_round_scenario(sandbox: SandboxServer, scenario: RoundScenario) -> list[
 
     return [
         row("jobs asked about", f"{report.jobs:,}"),
-        row("their upstream status", f"{stages} (+{OLD_FINISHED_JOBS} older, finished)"),
+        row("their upstream status", f"{stages} (+{scenario.history:,} older, finished)"),
         row("API calls", f"{report.api_calls} (sandbox served {served})", f"<= {MAX_API_CALLS}",
             report.api_calls <= MAX_API_CALLS),
         row("rows updated", f"{report.updated:,}"),
@@ -185,13 +189,15 @@ def start_clean(sandbox: SandboxServer) -> None:
     get_user_model().objects.all().delete()
 
 
-def create_sandbox_jobs(sandbox: SandboxServer, count: int, *, prefix: str) -> list[str]:
+def create_sandbox_jobs(sandbox: SandboxServer, count: int, *, prefix: str, spacing: float = 0.0) -> list[str]:
     ids = []
     for n in range(count):
         job = sandbox.create_job(
             video_url=sandbox.sample_video_url, audio_url=sandbox.sample_audio_url, reference_id=f"{prefix}-{n}"
         )
         ids.append(job["id"])
+        if spacing:
+            sandbox.advance(spacing)
     return ids
 
 

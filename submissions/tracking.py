@@ -9,7 +9,6 @@ data fetched later, and a job never moves backwards (completed stays completed).
 from __future__ import annotations
 
 import logging
-import math
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -28,6 +27,7 @@ PAGE_SIZE = chamelaion.LIST_PAGE_LIMIT
 LEASE_TIME = timedelta(minutes=2)  # a round that dies leaves its jobs to others after this
 ROUND_LIMIT = 5000
 REFRESH_NOW_EVERY = timedelta(seconds=5)
+CLOCK_SLACK = timedelta(minutes=10)  # DubDash's and Chamelaion's clocks may disagree this much
 PROBLEM_RECHECK_SECONDS = 30.0
 MISSING_MESSAGE = (
     "Chamelaion has no job with this request id on this account: it may have been deleted, or DubDash's "
@@ -125,28 +125,60 @@ def _lease_due_jobs(*, token: str, limit: int) -> list[Submission]:
 
 
 def _fetch(client: chamelaion.ChamelaionClient, jobs: list[Submission], snapshots: _Snapshots) -> None:
-    """Page through the account's list when that costs fewer calls than asking job by job; then ask one
-    by one about whatever the pages did not show (a 404 there means the job is gone)."""
-    wanted = {job.request_id for job in jobs}
-
-    def collect(page: chamelaion.RequestPage) -> None:
-        snapshots.found.update((r.id, r) for r in page.requests if r.id in wanted)
-
-    page = client.list_requests(limit=PAGE_SIZE, offset=0)
-    collect(page)
-    total, offset = page.total, page.size
-    if math.ceil(max(0, total - offset) / PAGE_SIZE) <= len(wanted - snapshots.found.keys()):
-        while page.size and offset < total and wanted - snapshots.found.keys():
-            page = client.list_requests(limit=PAGE_SIZE, offset=offset)
-            collect(page)
-            offset += page.size
-    for request_id in sorted(wanted - snapshots.found.keys()):
+    """Learn the due jobs' status with as few calls as possible: from the list endpoint (100 jobs a call)
+    where that pays, then one by one for whatever the pages did not show (a 404 there: the job is gone)."""
+    started = {job.request_id: job.sent_at or job.created_at for job in jobs}
+    if len(started) > 1:  # for a single job, one GET is the cheapest there is
+        _scan_list(client, started, snapshots)
+    for request_id in sorted(started.keys() - snapshots.found.keys()):
         try:
             snapshots.found[request_id] = client.get_request(request_id)
         except chamelaion.NotFound:
             snapshots.missing.add(request_id)
         except chamelaion.MalformedReply as error:  # this job's reply is unreadable; the others may be fine
             logger.warning("Unreadable status for request %s: %s", request_id, error.detail)
+
+
+def _scan_list(client: chamelaion.ChamelaionClient, started: dict[str, datetime], snapshots: _Snapshots) -> None:
+    """The list pages through the account's whole history, in an order the contract leaves open. The
+    first page shows the order, so the scan starts where the newest jobs are (the end, when the oldest come
+    first) and walks towards older ones. It stops once every job is found, once the pages are older than
+    any job still missing, or before it costs more than asking one by one would."""
+
+    def collect(page: chamelaion.RequestPage) -> None:
+        snapshots.found.update((r.id, r) for r in page.requests if r.id in started)
+
+    first = client.list_requests(limit=PAGE_SIZE, offset=0)
+    collect(first)
+    order = _order(first)
+    calls = 1
+    for offset, limit in _windows(start=first.size, total=first.total, from_the_end=order == "oldest first"):
+        missing = started.keys() - snapshots.found.keys()
+        if len(missing) <= 1 or calls >= len(started):
+            return
+        page = client.list_requests(limit=limit, offset=offset)
+        calls += 1
+        collect(page)
+        newest_on_page = max((r.created_at for r in page.requests if r.created_at), default=None)
+        oldest_missing = min(started[request_id] for request_id in missing) - CLOCK_SLACK
+        if order and newest_on_page and newest_on_page < oldest_missing:
+            return  # every page further on is older still
+
+
+def _order(page: chamelaion.RequestPage) -> str:
+    times = [r.created_at for r in page.requests if r.created_at]
+    if len(times) > 1 and times == sorted(times) and times[0] != times[-1]:
+        return "oldest first"
+    if len(times) > 1 and times == sorted(times, reverse=True) and times[0] != times[-1]:
+        return "newest first"
+    return ""  # unknown: scan from the start, and never stop on age
+
+
+def _windows(*, start: int, total: int, from_the_end: bool) -> list[tuple[int, int]]:
+    """(offset, limit) of the pages after the first, in scanning order; full pages where possible."""
+    if not from_the_end:
+        return [(offset, min(PAGE_SIZE, total - offset)) for offset in range(start, total, PAGE_SIZE)]
+    return [(max(start, end - PAGE_SIZE), end - max(start, end - PAGE_SIZE)) for end in range(total, start, -PAGE_SIZE)]
 
 
 def _store(jobs: list[Submission], snapshots: _Snapshots) -> tuple[int, int]:

@@ -25,3 +25,8 @@ STORAGES = {
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 STATIC_ROOT = None  # nothing is collected in tests; WhiteNoise serves from the finders
 WHITENOISE_USE_FINDERS = True
+
+# A file, not Django's shared-cache in-memory database: there, concurrent writers fail at once with
+# "table is locked" instead of waiting, unlike the real (file, WAL) database the worker tests model.
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":  # noqa: F405
+    DATABASES["default"]["TEST"] = {"NAME": str(BASE_DIR / "var" / "test-db.sqlite3")}  # noqa: F405

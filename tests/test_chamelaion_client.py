@@ -240,3 +240,45 @@ def test_connections_are_kept_alive(api, sandbox):
     for _ in range(3):
         api.me()
     assert pool.num_connections == opened  # three more calls, no new TCP connection
+
+
+class _StubResponse:
+    def __init__(self, status_code, payload):
+        self.status_code, self._payload, self.headers = status_code, payload, {}
+
+    def json(self):
+        return self._payload
+
+
+class _StubSession:
+    def __init__(self, response):
+        self.response = response
+
+    def request(self, *args, **kwargs):
+        return self.response
+
+
+def test_one_unreadable_job_in_a_list_page_does_not_hide_the_others():
+    page = {
+        "data": [
+            {"id": "a1", "status": "completed", "created_at": "2026-11-24T10:00:00Z"},
+            {"status": "queued"},  # no id
+            {"id": "c3", "status": "processing", "created_at": "yesterday-ish"},  # unreadable date
+            {"id": "d4", "status": "queued", "created_at": "2026-11-24T10:01:00.5Z", "extra": [1, 2]},
+        ],
+        "pagination": {"limit": 100, "offset": 0, "total": 4},
+    }
+    api = chamelaion.ChamelaionClient(base_url="http://stub/api", api_key="k", session=_StubSession(_StubResponse(200, page)))
+    result = api.list_requests()
+    assert [r.id for r in result.requests] == ["a1", "d4"]
+    assert (result.size, result.unreadable, result.total) == (4, 2, 4)
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [{"data": "nope", "pagination": {"limit": 1, "offset": 0, "total": 1}}, {"data": []}, ["a", "list"]],
+)
+def test_a_list_of_the_wrong_shape_is_malformed(payload):
+    api = chamelaion.ChamelaionClient(base_url="http://stub/api", api_key="k", session=_StubSession(_StubResponse(200, payload)))
+    with pytest.raises(chamelaion.MalformedReply):
+        api.list_requests()

@@ -114,14 +114,45 @@ def test_many_jobs_cost_a_few_list_pages_not_a_call_each(sandbox, sent):
     assert Submission.objects.filter(state=State.COMPLETED).count() == 250
 
 
-def test_few_jobs_in_a_large_account_are_asked_about_one_by_one(sandbox, sent):
-    for n in range(450):  # the account's history, unknown to DubDash
+def test_new_jobs_in_a_long_history_cost_the_pages_at_its_end(sandbox, sent):
+    for n in range(5000):  # the account's history: older jobs DubDash does not follow, a minute apart
+        sandbox.create_job(video_url="https://x.example/v.mp4", audio_url="https://x.example/a.wav")
+        sandbox.advance(60)
+    sent(250)
+    sandbox.advance(60)
+    report = tracking.refresh_round()
+    assert report.updated == 250
+    # The sandbox lists oldest first: page one shows that, then the three pages at the end hold them all.
+    assert report.api_calls == 4 and sandbox.stats()["get"] == 0
+
+
+def test_a_single_due_job_is_one_get(sandbox, sent):
+    for n in range(450):
+        sandbox.create_job(video_url="https://x.example/v.mp4", audio_url="https://x.example/a.wav")
+    sent(1)
+    report = tracking.refresh_round()
+    assert report.updated == 1 and report.api_calls == 1 and sandbox.stats()["get"] == 1
+
+
+def test_two_new_jobs_in_a_large_account_cost_two_calls(sandbox, sent):
+    for n in range(450):
         sandbox.create_job(video_url="https://x.example/v.mp4", audio_url="https://x.example/a.wav")
     sent(2)
     report = tracking.refresh_round()
-    assert report.updated == 2
-    assert report.api_calls == 3  # the first page shows the total; then two GETs beat four more pages
-    assert sandbox.stats()["get"] == 2
+    assert report.updated == 2 and report.api_calls == 2 and sandbox.stats()["get"] == 0
+
+
+def test_an_old_job_deep_in_the_history_is_still_found(sandbox, sent, user):
+    (old,) = sent(sent_ago=timedelta(days=2))
+    for n in range(450):
+        sandbox.create_job(video_url="https://x.example/v.mp4", audio_url="https://x.example/a.wav")
+        sandbox.advance(60)
+    sent(3)
+    sandbox.advance(60)
+    report = tracking.refresh_round()
+    old.refresh_from_db()
+    assert report.updated == 4 and old.state == State.COMPLETED
+    assert report.api_calls <= 4  # never more than one call per job
 
 
 def test_an_unknown_status_is_kept_in_flight_and_shown_as_is(sandbox, sent, logged_in):

@@ -41,6 +41,7 @@ class Command(BaseCommand):
                 )
             if once:
                 break
+            close_old_connections()  # a long-lived process must not hold a connection the database dropped
             # After failures, back off exponentially (the API or the network is struggling); a reply that
             # asked for a specific wait (429 Retry-After, a problem to fix) is honoured as well.
             backoff = min(MAX_BACKOFF_SECONDS, interval * 2**failures) if failures else interval
@@ -49,7 +50,6 @@ class Command(BaseCommand):
             self.stdout.write("Worker stopped.")
 
     def _round(self):
-        close_old_connections()  # a long-lived process must not hold a connection the database dropped
         try:
             return tracking.refresh_round()
         except Exception:  # noqa: BLE001 - a bug or a database hiccup must not stop the loop
