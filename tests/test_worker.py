@@ -42,6 +42,13 @@ def sent(sandbox, user):
     return make
 
 
+def make_history(sandbox, count):
+    """The account's older jobs, which DubDash does not follow, a minute apart like a real history."""
+    for _ in range(count):
+        sandbox.create_job(video_url="https://x.example/v.mp4", audio_url="https://x.example/a.wav")
+        sandbox.advance(60)
+
+
 def make_due(*submissions):
     Submission.objects.filter(pk__in=[s.pk for s in submissions]).update(next_poll_at=timezone.now())
 
@@ -115,9 +122,7 @@ def test_many_jobs_cost_a_few_list_pages_not_a_call_each(sandbox, sent):
 
 
 def test_new_jobs_in_a_long_history_cost_the_pages_at_its_end(sandbox, sent):
-    for n in range(5000):  # the account's history: older jobs DubDash does not follow, a minute apart
-        sandbox.create_job(video_url="https://x.example/v.mp4", audio_url="https://x.example/a.wav")
-        sandbox.advance(60)
+    make_history(sandbox, 5000)
     sent(250)
     sandbox.advance(60)
     report = tracking.refresh_round()
@@ -127,16 +132,14 @@ def test_new_jobs_in_a_long_history_cost_the_pages_at_its_end(sandbox, sent):
 
 
 def test_a_single_due_job_is_one_get(sandbox, sent):
-    for n in range(450):
-        sandbox.create_job(video_url="https://x.example/v.mp4", audio_url="https://x.example/a.wav")
+    make_history(sandbox, 450)
     sent(1)
     report = tracking.refresh_round()
     assert report.updated == 1 and report.api_calls == 1 and sandbox.stats()["get"] == 1
 
 
 def test_two_new_jobs_in_a_large_account_cost_two_calls(sandbox, sent):
-    for n in range(450):
-        sandbox.create_job(video_url="https://x.example/v.mp4", audio_url="https://x.example/a.wav")
+    make_history(sandbox, 450)
     sent(2)
     report = tracking.refresh_round()
     assert report.updated == 2 and report.api_calls == 2 and sandbox.stats()["get"] == 0
@@ -144,9 +147,7 @@ def test_two_new_jobs_in_a_large_account_cost_two_calls(sandbox, sent):
 
 def test_an_old_job_deep_in_the_history_is_still_found(sandbox, sent, user):
     (old,) = sent(sent_ago=timedelta(days=2))
-    for n in range(450):
-        sandbox.create_job(video_url="https://x.example/v.mp4", audio_url="https://x.example/a.wav")
-        sandbox.advance(60)
+    make_history(sandbox, 450)
     sent(3)
     sandbox.advance(60)
     report = tracking.refresh_round()
@@ -317,3 +318,13 @@ def test_run_worker_stops_cleanly_on_sigterm(tmp_path):
     assert worker.returncode == 0, output
     assert "Worker started" in output and "Worker stopped." in output
     assert "Traceback" not in output
+
+
+@pytest.mark.parametrize(
+    ("failures", "asked", "expected"),
+    [(0, 0, 2), (1, 0, 4), (3, 0, 16), (10, 0, 120), (0, 30, 30), (2, 5, 8), (0, 2, 2)],
+)
+def test_the_worker_backs_off_after_failures_and_honours_requested_waits(failures, asked, expected):
+    from submissions.management.commands.run_worker import seconds_before_next_round
+
+    assert seconds_before_next_round(interval=2, failures=failures, asked=asked) == expected

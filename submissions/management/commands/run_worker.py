@@ -14,6 +14,13 @@ logger = logging.getLogger("submissions.worker")
 MAX_BACKOFF_SECONDS = 120.0
 
 
+def seconds_before_next_round(*, interval: float, failures: int, asked: float) -> float:
+    """After failures in a row, back off exponentially (the API or the network is struggling), up to a
+    cap; a wait the API asked for (429 Retry-After) or a problem needs is honoured as well."""
+    backoff = min(MAX_BACKOFF_SECONDS, interval * 2**failures) if failures else interval
+    return max(backoff, asked)
+
+
 class Command(BaseCommand):
     help = "Refresh the status of jobs in flight, round after round, until SIGTERM or Ctrl-C."
 
@@ -42,10 +49,7 @@ class Command(BaseCommand):
             if once:
                 break
             close_old_connections()  # a long-lived process must not hold a connection the database dropped
-            # After failures, back off exponentially (the API or the network is struggling); a reply that
-            # asked for a specific wait (429 Retry-After, a problem to fix) is honoured as well.
-            backoff = min(MAX_BACKOFF_SECONDS, interval * 2**failures) if failures else interval
-            stop.wait(max(backoff, report.wait if report else 0))
+            stop.wait(seconds_before_next_round(interval=interval, failures=failures, asked=report.wait if report else 0))
         if not once:
             self.stdout.write("Worker stopped.")
 
