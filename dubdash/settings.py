@@ -137,6 +137,17 @@ POLL_MAX_SECONDS = env.positive_float("POLL_MAX_SECONDS", default=120)
 if POLL_MAX_SECONDS < POLL_MIN_SECONDS:
     raise ImproperlyConfigured("POLL_MAX_SECONDS must be at least POLL_MIN_SECONDS.")
 
+# The outbox. One budget of generation requests per minute for the whole deployment (the API allows 60
+# for the account); failed sends that may succeed later are retried with jittered exponential backoff
+# until SEND_MAX_ATTEMPTS or SEND_MAX_AGE_SECONDS, then marked "could not be sent".
+SEND_RATE_LIMIT_PER_MINUTE = env.non_negative_int("SEND_RATE_LIMIT_PER_MINUTE", default=60)
+if SEND_RATE_LIMIT_PER_MINUTE < 1:
+    raise ImproperlyConfigured("SEND_RATE_LIMIT_PER_MINUTE must be at least 1.")
+SEND_MAX_ATTEMPTS = env.non_negative_int("SEND_MAX_ATTEMPTS", default=8)
+SEND_MAX_AGE_SECONDS = env.positive_float("SEND_MAX_AGE_SECONDS", default=3600)
+SEND_RETRY_BASE_SECONDS = env.positive_float("SEND_RETRY_BASE_SECONDS", default=2)
+SEND_RETRY_MAX_SECONDS = env.positive_float("SEND_RETRY_MAX_SECONDS", default=300)
+
 # Offered as target languages; codes are the BCP 47 tags Django already knows.
 DUBBING_LANGUAGES = sorted(((code, str(name)) for code, name in ALL_LANGUAGES), key=lambda item: item[1])
 

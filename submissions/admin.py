@@ -70,13 +70,13 @@ class SubmissionAdmin(admin.ModelAdmin):
     def send_again(self, request, queryset):
         sent = failed = 0
         for submission in queryset.filter(state=Submission.State.SEND_FAILED):
-            result = services.send_submission(submission=submission)
+            result = services.send_again(submission=submission)
             if result.state == Submission.State.SEND_FAILED:
                 failed += 1
             else:
                 sent += 1
         level = messages.WARNING if failed else messages.SUCCESS
-        self.message_user(request, f"Sent {sent}; still not sent {failed}.", level)
+        self.message_user(request, f"Sent or queued {sent}; still not sent {failed}.", level)
 
 
 @admin.register(Problem)

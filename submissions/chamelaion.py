@@ -75,16 +75,16 @@ class RateLimited(ChamelaionError):
 
     @property
     def user_message(self) -> str:
-        wait = f" Wait about {self.retry_after:g} seconds" if self.retry_after else " Wait a moment"
-        return f"Chamelaion is receiving too many requests right now (rate limit).{wait} and send it again."
+        wait = f" It asked to wait {self.retry_after:g} seconds." if self.retry_after else ""
+        return f"Chamelaion is receiving too many requests right now (rate limit).{wait}"
 
 
 class ServerError(ChamelaionError):
     retryable = True
     may_have_reached_server = True
     default_message = (
-        "Chamelaion had an internal problem. The job can be sent again; DubDash first checks whether it "
-        "was created, so it is never sent twice."
+        "Chamelaion had an internal problem. Before sending again DubDash checks whether the job was "
+        "created anyway, so it is never sent twice."
     )
 
 
@@ -102,17 +102,17 @@ class Unreachable(ChamelaionError):
         if self.may_have_reached_server:
             return (
                 "The connection to Chamelaion broke before it answered, so the job may or may not have been "
-                "created. Send it again: DubDash first checks whether it exists, so it is never sent twice."
+                "created. Before sending again DubDash checks whether it exists, so it is never sent twice."
             )
-        return "DubDash could not reach Chamelaion (network problem). Nothing was sent; send it again later."
+        return "DubDash could not reach Chamelaion (network problem). Nothing was sent."
 
 
 class MalformedReply(ChamelaionError):
     retryable = True
     may_have_reached_server = True
     default_message = (
-        "Chamelaion answered with something DubDash does not understand. The job can be sent again; "
-        "DubDash first checks whether it was created."
+        "Chamelaion answered with something DubDash does not understand. Before sending again DubDash "
+        "checks whether the job was created anyway."
     )
 
 

@@ -72,6 +72,9 @@ class Submission(models.Model):
     target_language = models.CharField(max_length=15, blank=True)
 
     state = models.CharField(max_length=20, choices=State.choices, default=State.PENDING, db_index=True)
+    batch = models.ForeignKey("Batch", on_delete=models.PROTECT, related_name="submissions", null=True, blank=True)
+    # The outbox: a waiting submission is sent at or after this time (retries back off by moving it).
+    next_attempt_at = models.DateTimeField(null=True, blank=True, default=timezone.now)
     send_attempts = models.PositiveIntegerField(default=0)
     last_attempt_at = models.DateTimeField(null=True, blank=True)
     # When a POST that may have created the job upstream was made without DubDash learning the result.
@@ -102,6 +105,7 @@ class Submission(models.Model):
         indexes = [
             models.Index(fields=["created_by", "-created_at"], name="submission_owner_recent"),
             models.Index(fields=["state", "next_poll_at"], name="submission_poll_due"),
+            models.Index(fields=["state", "next_attempt_at", "created_at"], name="submission_outbox"),
         ]
 
     def __str__(self) -> str:
@@ -188,3 +192,31 @@ class Problem(models.Model):
 
     def __str__(self) -> str:
         return self.get_code_display()
+
+
+class Batch(models.Model):
+    """One source video dubbed into several languages, or one CSV file: many submissions sent together."""
+
+    name = models.CharField(max_length=200)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="batches")
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name_plural = "batches"
+
+    def __str__(self) -> str:
+        return self.name
+
+    def get_absolute_url(self) -> str:
+        return reverse("submissions:batch", args=[self.pk])
+
+
+class RateBudget(models.Model):
+    """The deployment's one budget of generation requests, shared by every web process and worker.
+
+    A single row holding GCRA's "theoretical arrival time": a request may go when that time is no more than
+    the burst tolerance ahead of now, and taking it moves the time on by one interval. Updated by
+    compare-and-set, so concurrent processes never both take the same slot."""
+
+    theoretical_arrival = models.DateTimeField()

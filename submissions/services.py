@@ -1,30 +1,36 @@
 """Everything that changes a submission. Views, admin actions and commands call these, nothing else.
 
-A submission is saved before anything is sent. Sending first *claims* the row with a conditional UPDATE
-(only one process can move it to SENDING), and every later state change is conditional on the state it
-expects, so two processes never both win and a stale writer never overwrites fresh data.
+The outbox: a submission is saved (waiting to send) before anything is sent. Whoever sends it, a web
+request with room in the rate budget or a worker, first *claims* it with a conditional UPDATE, so only
+one process sends it. Every later state change is conditional on the state it expects, so two processes
+never both win and a stale writer never overwrites fresh data.
+
+Exactly once: every job carries a unique reference_id. After a failure that may have created the job
+(timeout, dropped connection, 5xx), the next attempt first looks the job up by that id and adopts it;
+it sends again only once the job is proven absent after the settle time.
 """
 
 from __future__ import annotations
 
 import logging
-import math
+import random
 import uuid
-from datetime import timedelta
 from collections.abc import Iterable
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import F, Q
 from django.db.models.functions import Coalesce
-from django.utils import timezone
+from django.utils import timezone, formats
 
-from submissions import chamelaion
-from submissions.models import Problem, Submission, settle_time, stuck_sending_time
+from submissions import chamelaion, ratelimit
+from submissions.models import Batch, Problem, Submission, settle_time, stuck_sending_time
 
 logger = logging.getLogger(__name__)
 State = Submission.State
+PROBLEM_RECHECK = timedelta(seconds=30)
 
 # Fields a user may change when sending a failed submission again from the form.
 EDITABLE_FIELDS = (
@@ -45,6 +51,9 @@ def new_reference_id() -> str:
     return f"dubdash-{uuid.uuid4().hex}"
 
 
+# --- Saving ----------------------------------------------------------------------------------------
+
+
 def create_submission(
     *,
     user: Any,
@@ -54,6 +63,7 @@ def create_submission(
     reference_id: str = "",
     target_language: str = "",
     title: str = "",
+    batch: Batch | None = None,
 ) -> Submission:
     try:
         with transaction.atomic():
@@ -65,6 +75,7 @@ def create_submission(
                 reference_id=reference_id or new_reference_id(),
                 target_language=target_language,
                 title=title,
+                batch=batch,
             )
     except IntegrityError as exc:
         # The form checks uniqueness, but two people can pick the same id at the same moment.
@@ -72,70 +83,61 @@ def create_submission(
 
 
 def submit(*, user: Any, **fields: Any) -> Submission:
-    """Save a new submission, then send it. The row survives whatever the API does."""
-    submission = create_submission(user=user, **fields)
+    """Save a new submission, then send it at once if the rate budget has room; otherwise the worker
+    sends it when its turn comes. The row survives whatever the API does."""
+    return send_if_room(submission=create_submission(user=user, **fields))
+
+
+def send_if_room(*, submission: Submission) -> Submission:
+    if sending_paused() or ratelimit.try_acquire() > 0:
+        return submission  # waiting to send: the worker's outbox takes it from here
     return send_submission(submission=submission)
 
 
-def send_submission(*, submission: Submission, changes: dict[str, Any] | None = None) -> Submission:
-    """Send a saved submission to Chamelaion, at most once.
+def send_again(*, submission: Submission, changes: dict[str, Any] | None = None) -> Submission:
+    """A person asks to send a submission that could not be sent: a fresh set of retries, in its turn."""
+    if submission.is_stuck_sending:
+        return send_submission(submission=submission)  # settles the interrupted send first
+    fields = {"next_attempt_at": timezone.now(), "send_attempts": 0}
+    if changes and not submission.send_outcome_unknown:  # no job can exist upstream: edits are safe
+        fields.update(_editable(changes))
+    try:
+        with transaction.atomic():
+            transition(submission, expected=State.SEND_FAILED, state=State.PENDING, **fields)
+    except IntegrityError as exc:
+        raise ReferenceIdTaken(fields.get("reference_id", "")) from exc
+    return send_if_room(submission=submission)
 
-    `changes` (from the form, after a failed send) are applied only once it is certain no earlier attempt
-    created the job. Returns the submission as stored afterwards; on failure its state is SEND_FAILED and
-    `last_error` says why in plain words.
-    """
-    if not _claim(submission):
+
+def _editable(changes: dict[str, Any]) -> dict[str, Any]:
+    updates = {field: changes[field] for field in EDITABLE_FIELDS if field in changes}
+    if not updates.get("reference_id"):
+        updates.pop("reference_id", None)  # left blank: keep the id this submission already has
+    return updates
+
+
+# --- Sending -----------------------------------------------------------------------------------------
+
+
+def send_submission(*, submission: Submission) -> Submission:
+    """Send one saved submission now (the caller holds a slot of the rate budget). Returns it as stored
+    afterwards: sent (queued upstream), waiting to send (a retry is scheduled, or sending is paused), or
+    could not be sent, with `last_error` saying why in plain words."""
+    if not claim(submission):
         submission.refresh_from_db()
         return submission
-    client = chamelaion.get_client()
-    if submission.send_outcome_unknown:
-        try:
-            existing = client.find_by_reference_id(submission.reference_id)
-        except chamelaion.ChamelaionError as exc:
-            return _mark_send_failed(submission, message=exc.user_message, error=exc)
-        if existing is not None:
-            return _mark_sent(submission, request_id=existing.id, found=existing)
-        if timezone.now() - submission.outcome_unknown_since < settle_time():
-            return _mark_send_failed(
-                submission,
-                message=(
-                    "Chamelaion has not confirmed whether the earlier attempt arrived. To be sure the job is "
-                    f"not sent twice, send it again in about {math.ceil(settle_time().total_seconds())} seconds."
-                ),
-            )
-        submission.outcome_unknown_since = None  # looked up after settling, not there: safe to send
-    try:
-        if changes:
-            _apply_changes(submission, changes)
-    except ReferenceIdTaken:
-        return _mark_send_failed(
-            submission, message="That reference id is already used by another submission. Choose another one."
-        )
-    try:
-        request_id = client.generate(
-            video_url=submission.video_url,
-            audio_url=submission.audio_url,
-            reference_id=submission.reference_id,
-            disable_active_speaker_detection=submission.disable_active_speaker_detection,
-        )
-    except chamelaion.ChamelaionError as exc:
-        if exc.may_have_reached_server:
-            submission.outcome_unknown_since = submission.last_attempt_at
-        record_problem(exc, while_polling=False)
-        return _mark_send_failed(submission, message=exc.user_message, error=exc)
-    clear_problems(after_send=True)
-    return _mark_sent(submission, request_id=request_id)
+    return deliver(submission)
 
 
-def _claim(submission: Submission) -> bool:
-    """Move the row to SENDING if nobody else is sending it. A row left in SENDING by a process that died
-    mid-send can be claimed again once it is stale; its outcome is then unknown, so it is looked up first."""
+def claim(submission: Submission) -> bool:
+    """Move the row to SENDING if it is due and nobody else is sending it. A row left in SENDING by a
+    process that died mid-send can be claimed again once it is stale; its outcome is then unknown, so
+    it is looked up before anything is sent."""
     now = timezone.now()
-    stale_before = now - stuck_sending_time()
-    base = Submission.objects.filter(pk=submission.pk, request_id__isnull=True)
-    claimed = base.filter(state__in=[State.PENDING, State.SEND_FAILED]).update(
-        state=State.SENDING, send_attempts=F("send_attempts") + 1, last_attempt_at=now
-    ) or base.filter(state=State.SENDING, last_attempt_at__lt=stale_before).update(
+    unsent = Submission.objects.filter(pk=submission.pk, request_id__isnull=True)
+    claimed = unsent.filter(state=State.PENDING, next_attempt_at__lte=now).update(state=State.SENDING, send_attempts=F("send_attempts") + 1, last_attempt_at=now) or unsent.filter(
+        state=State.SENDING, last_attempt_at__lt=now - stuck_sending_time()
+    ).update(
         # The dead process may have posted at its last attempt: settle from then.
         outcome_unknown_since=Coalesce(F("outcome_unknown_since"), F("last_attempt_at")),
         send_attempts=F("send_attempts") + 1,
@@ -146,17 +148,78 @@ def _claim(submission: Submission) -> bool:
     return bool(claimed)
 
 
-def _apply_changes(submission: Submission, changes: dict[str, Any]) -> None:
-    updates = {field: changes[field] for field in EDITABLE_FIELDS if field in changes}
-    if not updates.get("reference_id"):
-        updates.pop("reference_id", None)  # left blank: keep the id this submission already has
+def deliver(submission: Submission) -> Submission:
+    """The claimed submission's one attempt: settle an uncertain earlier attempt, or POST it."""
+    client = chamelaion.get_client()
+    if submission.send_outcome_unknown:
+        try:
+            existing = client.find_by_reference_id(submission.reference_id)
+        except chamelaion.ChamelaionError as exc:
+            return _failed_attempt(submission, exc)
+        if existing is not None:
+            return _mark_sent(submission, request_id=existing.id, found=existing)
+        settled_at = submission.outcome_unknown_since + settle_time()
+        if timezone.now() < settled_at:
+            return _wait(
+                submission,
+                until=settled_at,
+                message=(
+                    "Chamelaion has not confirmed whether the earlier attempt arrived. To be sure the job is not "
+                    f"sent twice, DubDash checks again at {_clock(settled_at)} before sending it."
+                ),
+            )
+        submission.outcome_unknown_since = None  # looked up after settling, not there: safe to send
     try:
-        with transaction.atomic():
-            Submission.objects.filter(pk=submission.pk, state=State.SENDING).update(**updates)
-    except IntegrityError as exc:
-        raise ReferenceIdTaken(updates.get("reference_id", "")) from exc
-    for field, value in updates.items():
-        setattr(submission, field, value)
+        request_id = client.generate(
+            video_url=submission.video_url,
+            audio_url=submission.audio_url,
+            reference_id=submission.reference_id,
+            disable_active_speaker_detection=submission.disable_active_speaker_detection,
+        )
+    except chamelaion.ChamelaionError as exc:
+        if exc.may_have_reached_server:
+            submission.outcome_unknown_since = submission.last_attempt_at
+        return _failed_attempt(submission, exc)
+    clear_problems(after_send=True)
+    return _mark_sent(submission, request_id=request_id)
+
+
+def _failed_attempt(submission: Submission, error: chamelaion.ChamelaionError) -> Submission:
+    logger.warning("Sending submission %s failed: %s (%s)", submission.pk, type(error).__name__, error.detail)
+    record_problem(error, while_polling=False)
+    now = timezone.now()
+    if isinstance(error, chamelaion.RateLimited):
+        ratelimit.hold_off(error.retry_after or settings.SEND_RETRY_BASE_SECONDS)
+    if type(error) in PROBLEM_CODES:
+        return _wait(
+            submission,
+            until=now + PROBLEM_RECHECK,
+            message=f"Sending is paused: {error.user_message} The job is saved and goes out by itself once that is fixed.",
+        )
+    if not error.retryable:
+        return _give_up(submission, message=error.user_message)
+    if submission.send_attempts >= settings.SEND_MAX_ATTEMPTS or now - submission.created_at > timedelta(
+        seconds=settings.SEND_MAX_AGE_SECONDS
+    ):
+        return _give_up(
+            submission,
+            message=f"{error.user_message} DubDash stopped retrying after {submission.send_attempts} attempts; "
+            "use Send again to try once more.",
+        )
+    until = now + _backoff(submission.send_attempts, asked=getattr(error, "retry_after", None))
+    if submission.send_outcome_unknown:
+        until = max(until, submission.outcome_unknown_since + settle_time())
+    return _wait(submission, until=until, message=f"{error.user_message} DubDash tries again by itself at {_clock(until)}.")
+
+
+def _backoff(attempts: int, *, asked: float | None) -> timedelta:
+    """Jittered exponential backoff (half to full of base × 2^(n-1), capped), never sooner than asked."""
+    ceiling = min(settings.SEND_RETRY_MAX_SECONDS, settings.SEND_RETRY_BASE_SECONDS * 2 ** max(0, attempts - 1))
+    return timedelta(seconds=max(random.uniform(ceiling / 2, ceiling), asked or 0))
+
+
+def _clock(moment: datetime) -> str:
+    return formats.time_format(timezone.localtime(moment), "H:i:s")
 
 
 def _mark_sent(
@@ -166,10 +229,80 @@ def _mark_sent(
     now = timezone.now()
     fields = {"request_id": request_id, "sent_at": now, "last_error": "", "outcome_unknown_since": None}
     fields.update(upstream_fields(found) if found else {"state": State.QUEUED, "upstream_status": "queued"})
-    fields["next_poll_at"] = now + poll_interval(timedelta(0)) if fields["state"] in Submission.UPSTREAM_IN_FLIGHT else None
+    in_flight = fields["state"] in Submission.UPSTREAM_IN_FLIGHT
+    fields["next_poll_at"] = now + poll_interval(timedelta(0)) if in_flight else None
     transition(submission, expected=State.SENDING, **fields)
     logger.info("Submission %s %s as request %s", submission.pk, "found upstream" if found else "sent", request_id)
     return submission
+
+
+def _wait(submission: Submission, *, until: datetime, message: str) -> Submission:
+    transition(
+        submission,
+        expected=State.SENDING,
+        state=State.PENDING,
+        next_attempt_at=until,
+        last_error=message,
+        outcome_unknown_since=submission.outcome_unknown_since,
+    )
+    return submission
+
+
+def _give_up(submission: Submission, *, message: str) -> Submission:
+    transition(
+        submission,
+        expected=State.SENDING,
+        state=State.SEND_FAILED,
+        last_error=message,
+        outcome_unknown_since=submission.outcome_unknown_since,
+    )
+    return submission
+
+
+# --- The outbox's queue --------------------------------------------------------------------------------
+
+
+def due_for_sending(*, limit: int) -> list[Submission]:
+    """The next submissions to send, oldest turn first, and any send interrupted by a crash."""
+    now = timezone.now()
+    waiting = Submission.objects.filter(state=State.PENDING, next_attempt_at__lte=now)
+    interrupted = Submission.objects.filter(state=State.SENDING, last_attempt_at__lt=now - stuck_sending_time())
+    return list(interrupted[:limit]) + list(waiting.order_by("next_attempt_at", "created_at", "pk")[:limit])
+
+
+def queue_positions(submissions: Iterable[Submission]) -> dict[int, tuple[int, datetime]]:
+    """For waiting submissions: their place in line and roughly when they will go."""
+    waiting_ids = [s.pk for s in submissions if s.state == State.PENDING]
+    if not waiting_ids:
+        return {}
+    line = list(
+        Submission.objects.filter(state=State.PENDING).order_by("next_attempt_at", "created_at", "pk").values_list(
+            "pk", "next_attempt_at"
+        )
+    )
+    budget = ratelimit.Budget.from_settings()
+    start = timezone.now() + timedelta(seconds=ratelimit.seconds_until_free())
+    wanted = set(waiting_ids)
+    positions = {}
+    for place, (pk, not_before) in enumerate(line):
+        if pk in wanted:
+            eta = max(start + budget.interval * place, not_before or start)
+            positions[pk] = (place + 1, eta)
+    return positions
+
+
+def sending_paused() -> bool:
+    """A rejected key or a used-up quota stops every send until it is fixed."""
+    return Problem.objects.exists()
+
+
+def probe_due() -> bool:
+    """While sending is paused, one submission is tried every PROBLEM_RECHECK to see whether it is fixed."""
+    latest = Problem.objects.order_by("-last_seen").values_list("last_seen", flat=True).first()
+    return latest is None or timezone.now() - latest >= PROBLEM_RECHECK
+
+
+# --- Upstream snapshots ----------------------------------------------------------------------------------
 
 
 def state_for(upstream_status: str) -> str:
@@ -198,21 +331,6 @@ def upstream_fields(request: chamelaion.LipsyncRequest) -> dict[str, Any]:
     }
 
 
-def _mark_send_failed(
-    submission: Submission, *, message: str, error: chamelaion.ChamelaionError | None = None
-) -> Submission:
-    if error is not None:
-        logger.warning("Sending submission %s failed: %s (%s)", submission.pk, type(error).__name__, error.detail)
-    transition(
-        submission,
-        expected=State.SENDING,
-        state=State.SEND_FAILED,
-        last_error=message,
-        outcome_unknown_since=submission.outcome_unknown_since,
-    )
-    return submission
-
-
 def transition(
     submission: Submission, *, expected: str | Iterable[str], guard: Q | None = None, **fields: Any
 ) -> bool:
@@ -232,6 +350,8 @@ def transition(
     return bool(changed)
 
 
+# --- Problems only an administrator can fix --------------------------------------------------------------
+
 PROBLEM_CODES = {
     chamelaion.Unauthorized: Problem.Code.API_KEY_REJECTED,
     chamelaion.QuotaExhausted: Problem.Code.QUOTA_USED_UP,
@@ -246,11 +366,11 @@ def record_problem(error: chamelaion.ChamelaionError, *, while_polling: bool) ->
     problem, created = Problem.objects.get_or_create(
         code=code, defaults={"message": error.user_message, "pauses_polling": while_polling}
     )
-    if not created:
-        problem.pauses_polling = problem.pauses_polling or while_polling
-        problem.save(update_fields=["pauses_polling", "last_seen"])
     if created:
         logger.error("Problem raised: %s (%s)", problem.get_code_display(), error.detail)
+    else:
+        problem.pauses_polling = problem.pauses_polling or while_polling
+        problem.save(update_fields=["pauses_polling", "last_seen"])
 
 
 def clear_problems(*, after_send: bool = False) -> None:

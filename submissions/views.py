@@ -14,6 +14,7 @@ HISTORY_PAGE_SIZE = 50
 @require_http_methods(["GET"])
 def history(request):
     page = Paginator(selectors.submissions_of(user=request.user), HISTORY_PAGE_SIZE).get_page(request.GET.get("page"))
+    _add_queue_places(page.object_list)
     context = {"page": page, "live": any(submission.is_in_flight for submission in page.object_list)}
     # htmx polls only the rows; everything else on the page stays as it is.
     template = "submissions/_history_rows.html" if request.htmx else "submissions/history.html"
@@ -33,17 +34,34 @@ def new_submission(request):
     if form.is_valid():
         try:
             if resubmitting is not None:
-                submission = services.send_submission(submission=resubmitting, changes=form.cleaned_data)
+                submission = services.send_again(submission=resubmitting, changes=form.cleaned_data)
             else:
                 submission = services.submit(user=request.user, **form.cleaned_data)
         except services.ReferenceIdTaken:
             form.add_error("reference_id", "Another submission already uses this reference id. Choose another one.")
         else:
             if submission.state != Submission.State.SEND_FAILED:
-                messages.success(request, "Sent to Chamelaion.")
+                _tell_outcome(request, submission)
                 return redirect(submission)
-            resubmitting = submission
+            resubmitting = submission  # refused as it is (400): back to the form, to fix and send again
     return render(request, "submissions/new.html", {"form": form, "failed": resubmitting})
+
+
+def _tell_outcome(request, submission: Submission) -> None:
+    if submission.request_id:
+        messages.success(request, "Sent to Chamelaion.")
+    elif submission.state == Submission.State.SEND_FAILED:
+        messages.error(request, submission.last_error)
+    elif submission.last_error:
+        messages.warning(request, f"Saved, not sent yet. {submission.last_error}")
+    else:
+        messages.info(request, "Saved and waiting to send: it goes out in its turn within the rate limit.")
+
+
+def _add_queue_places(submissions) -> None:
+    places = services.queue_positions(submissions)
+    for submission in submissions:
+        submission.queue_place, submission.queue_eta = places.get(submission.pk, (None, None))
 
 
 def _sample_inputs(request) -> dict:
@@ -56,6 +74,7 @@ def _sample_inputs(request) -> dict:
 @require_http_methods(["GET"])
 def detail(request, pk: int):
     submission = selectors.get_visible_submission(user=request.user, pk=pk)
+    _add_queue_places([submission])
     template = "submissions/_detail_live.html" if request.htmx else "submissions/detail.html"
     return render(request, template, {"submission": submission})
 
@@ -73,9 +92,5 @@ def send_again(request, pk: int):
     if not submission.can_send_again:
         messages.info(request, "This submission is not waiting to be sent again.")
         return redirect(submission)
-    submission = services.send_submission(submission=submission)
-    if submission.state == Submission.State.SEND_FAILED:
-        messages.error(request, submission.last_error)
-    else:
-        messages.success(request, "Sent to Chamelaion.")
+    _tell_outcome(request, services.send_again(submission=submission))
     return redirect(submission)

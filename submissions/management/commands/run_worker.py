@@ -1,4 +1,6 @@
-"""`manage.py run_worker`: follow every job in flight until Chamelaion says it is finished."""
+"""`manage.py run_worker`: send what waits in the outbox, and follow every job in flight until
+Chamelaion says it is finished. Two loops in two threads, so a long send backlog never delays status
+updates and the other way round."""
 
 import logging
 import signal
@@ -6,9 +8,9 @@ import threading
 
 from django.conf import settings
 from django.core.management.base import BaseCommand
-from django.db import close_old_connections
+from django.db import close_old_connections, connection
 
-from submissions import tracking
+from submissions import outbox, tracking
 
 logger = logging.getLogger("submissions.worker")
 MAX_BACKOFF_SECONDS = 120.0
@@ -22,10 +24,10 @@ def seconds_before_next_round(*, interval: float, failures: int, asked: float) -
 
 
 class Command(BaseCommand):
-    help = "Refresh the status of jobs in flight, round after round, until SIGTERM or Ctrl-C."
+    help = "Send waiting submissions and refresh jobs in flight, until SIGTERM or Ctrl-C."
 
     def add_arguments(self, parser):
-        parser.add_argument("--once", action="store_true", help="Run one round, then exit (tests, cron).")
+        parser.add_argument("--once", action="store_true", help="One send pass and one refresh round, then exit.")
         parser.add_argument(
             "--interval", type=float, default=None, help="Seconds between rounds (default WORKER_INTERVAL_SECONDS)."
         )
@@ -33,29 +35,67 @@ class Command(BaseCommand):
     def handle(self, *args, once, interval, **options):
         interval = settings.WORKER_INTERVAL_SECONDS if interval is None else interval
         stop = threading.Event()
-        if not once:
-            for signum in (signal.SIGTERM, signal.SIGINT):
-                signal.signal(signum, lambda *_: stop.set())
-            self.stdout.write(f"Worker started: a round every {interval:g} s. Ctrl-C or SIGTERM stops it.")
+        if once:
+            self._send_pass(stop, seconds=interval, wait_for_budget=False)
+            self._refresh_round()
+            return
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, lambda *_: stop.set())
+        self.stdout.write(f"Worker started: a round every {interval:g} s. Ctrl-C or SIGTERM stops it.")
+        sender = threading.Thread(target=self._send_loop, args=(stop, interval), name="outbox", daemon=True)
+        sender.start()
+        self._refresh_loop(stop, interval)
+        sender.join(timeout=30)
+        self.stdout.write("Worker stopped.")
+
+    # Sending ----------------------------------------------------------------------------------------
+
+    def _send_loop(self, stop: threading.Event, interval: float) -> None:
+        try:
+            while not stop.is_set():
+                attempted = self._send_pass(stop, seconds=interval, wait_for_budget=True)
+                close_old_connections()
+                if not attempted:
+                    stop.wait(self._idle_wait(interval))
+        finally:
+            connection.close()  # this thread's own connection
+
+    def _send_pass(self, stop: threading.Event, *, seconds: float, wait_for_budget: bool) -> int:
+        try:
+            attempted = outbox.send_due(seconds=seconds, stop=stop, wait_for_budget=wait_for_budget)
+        except Exception:  # noqa: BLE001 - a bug or a database hiccup must not stop the loop
+            logger.exception("Send pass crashed; the next pass will try again")
+            return 0
+        if attempted:
+            self.stdout.write(f"Outbox: {attempted} sends attempted")
+        return attempted
+
+    def _idle_wait(self, interval: float) -> float:
+        try:
+            return outbox.seconds_until_next_due(cap=interval)
+        except Exception:  # noqa: BLE001
+            return interval
+
+    # Refreshing ------------------------------------------------------------------------------------
+
+    def _refresh_loop(self, stop: threading.Event, interval: float) -> None:
         failures = 0
         while not stop.is_set():
-            report = self._round()
+            report = self._refresh_round()
             failures = failures + 1 if report is None or report.failed else 0
-            if report is not None and (report.jobs or report.failed):
-                self.stdout.write(
-                    f"{report.jobs} jobs, {report.updated} updated, {report.missing} missing, "
-                    f"{report.api_calls} API calls" + (f"; stopped early: {report.error}" if report.error else "")
-                )
-            if once:
-                break
             close_old_connections()  # a long-lived process must not hold a connection the database dropped
-            stop.wait(seconds_before_next_round(interval=interval, failures=failures, asked=report.wait if report else 0))
-        if not once:
-            self.stdout.write("Worker stopped.")
+            asked = report.wait if report else 0
+            stop.wait(seconds_before_next_round(interval=interval, failures=failures, asked=asked))
 
-    def _round(self):
+    def _refresh_round(self):
         try:
-            return tracking.refresh_round()
+            report = tracking.refresh_round()
         except Exception:  # noqa: BLE001 - a bug or a database hiccup must not stop the loop
             logger.exception("Refresh round crashed; the next round will try again")
             return None
+        if report.jobs or report.failed:
+            self.stdout.write(
+                f"{report.jobs} jobs, {report.updated} updated, {report.missing} missing, "
+                f"{report.api_calls} API calls" + (f"; stopped early: {report.error}" if report.error else "")
+            )
+        return report
