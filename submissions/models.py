@@ -64,6 +64,10 @@ class Submission(models.Model):
     video_url = models.URLField(max_length=URL_MAX_LENGTH, blank=True)
     audio_url = models.URLField(max_length=URL_MAX_LENGTH, blank=True)
     disable_active_speaker_detection = models.BooleanField(default=False)
+    # Local files to send with generate-with-media instead of URLs. Kept (never served) until the job is
+    # sent or given up, then deleted.
+    video_upload = models.FileField(upload_to="uploads/%Y/%m/%d/", blank=True)
+    audio_upload = models.FileField(upload_to="uploads/%Y/%m/%d/", blank=True)
     # Sent with every job so an ambiguous failure can be settled by looking the job up, never by resending.
     # Null only for imported jobs that were made without one.
     reference_id = models.CharField(
@@ -113,6 +117,10 @@ class Submission(models.Model):
 
     def get_absolute_url(self) -> str:
         return reverse("submissions:detail", args=[self.pk])
+
+    @property
+    def has_uploads(self) -> bool:
+        return bool(self.video_upload)
 
     @property
     def language_name(self) -> str:

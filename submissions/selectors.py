@@ -31,3 +31,15 @@ def get_resendable_submission(*, user: Any, pk: Any) -> Submission | None:
     except (TypeError, ValueError):
         return None
     return submissions_of(user=user).filter(pk=pk, state=Submission.State.SEND_FAILED).first()
+
+
+def filtered_history(*, user: Any, params: Any) -> QuerySet[Submission]:
+    """The user's history narrowed by the query string (bookmarkable): `batch` (id), `batch_name`."""
+    queryset = submissions_of(user=user).select_related("batch")
+    batch = params.get("batch", "")
+    if batch.isdigit():
+        queryset = queryset.filter(batch_id=int(batch))
+    batch_name = params.get("batch_name", "").strip()
+    if batch_name:
+        queryset = queryset.filter(batch__name__icontains=batch_name)
+    return queryset

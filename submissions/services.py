@@ -88,6 +88,31 @@ def submit(*, user: Any, **fields: Any) -> Submission:
     return send_if_room(submission=create_submission(user=user, **fields))
 
 
+def create_batch(*, user: Any, name: str, rows: list[dict[str, Any]]) -> Batch:
+    """One batch, one saved submission per row (each row: the create_submission fields), all waiting to
+    send; then as many are sent at once as the rate budget has room for, the rest by the worker."""
+    now = timezone.now()
+    try:
+        with transaction.atomic():
+            batch = Batch.objects.create(name=name, created_by=user, created_at=now)
+            submissions = Submission.objects.bulk_create(
+                Submission(
+                    created_by=user,
+                    batch=batch,
+                    created_at=now,
+                    next_attempt_at=now,
+                    **{**row, "reference_id": row.get("reference_id") or new_reference_id()},
+                )
+                for row in rows
+            )
+    except IntegrityError as exc:
+        raise ReferenceIdTaken("") from exc
+    for submission in submissions:
+        if send_if_room(submission=submission).state == State.PENDING and not submission.last_error:
+            break  # no room left now: the rest wait their turn in the outbox
+    return batch
+
+
 def send_if_room(*, submission: Submission) -> Submission:
     if sending_paused() or ratelimit.try_acquire() > 0:
         return submission  # waiting to send: the worker's outbox takes it from here
@@ -170,18 +195,46 @@ def deliver(submission: Submission) -> Submission:
             )
         submission.outcome_unknown_since = None  # looked up after settling, not there: safe to send
     try:
-        request_id = client.generate(
-            video_url=submission.video_url,
-            audio_url=submission.audio_url,
-            reference_id=submission.reference_id,
-            disable_active_speaker_detection=submission.disable_active_speaker_detection,
-        )
+        request_id = _post(client, submission)
     except chamelaion.ChamelaionError as exc:
         if exc.may_have_reached_server:
             submission.outcome_unknown_since = submission.last_attempt_at
         return _failed_attempt(submission, exc)
     clear_problems(after_send=True)
     return _mark_sent(submission, request_id=request_id)
+
+
+def _post(client: chamelaion.ChamelaionClient, submission: Submission) -> str:
+    if not submission.has_uploads:
+        return client.generate(
+            video_url=submission.video_url,
+            audio_url=submission.audio_url,
+            reference_id=submission.reference_id,
+            disable_active_speaker_detection=submission.disable_active_speaker_detection,
+        )
+    with submission.video_upload.open("rb") as video, submission.audio_upload.open("rb") as audio:
+        return client.generate_with_media(
+            video=video,
+            audio=audio,
+            video_name=_base_name(submission.video_upload.name),
+            audio_name=_base_name(submission.audio_upload.name),
+            reference_id=submission.reference_id,
+            disable_active_speaker_detection=submission.disable_active_speaker_detection,
+        )
+
+
+def _base_name(path: str) -> str:
+    return path.rsplit("/", 1)[-1]
+
+
+def discard_uploads(submission: Submission) -> None:
+    """Uploaded files are only kept while they may still have to be sent."""
+    if not submission.has_uploads:
+        return
+    for field in (submission.video_upload, submission.audio_upload):
+        if field:
+            field.delete(save=False)
+    Submission.objects.filter(pk=submission.pk).update(video_upload="", audio_upload="")
 
 
 def _failed_attempt(submission: Submission, error: chamelaion.ChamelaionError) -> Submission:
@@ -233,6 +286,7 @@ def _mark_sent(
     fields["next_poll_at"] = now + poll_interval(timedelta(0)) if in_flight else None
     transition(submission, expected=State.SENDING, **fields)
     logger.info("Submission %s %s as request %s", submission.pk, "found upstream" if found else "sent", request_id)
+    discard_uploads(submission)
     return submission
 
 
@@ -249,6 +303,7 @@ def _wait(submission: Submission, *, until: datetime, message: str) -> Submissio
 
 
 def _give_up(submission: Submission, *, message: str) -> Submission:
+    """Could not be sent. Uploaded files are kept: "Send again" needs them; they go once it is sent."""
     transition(
         submission,
         expected=State.SENDING,

@@ -1,4 +1,4 @@
-from django.urls import path
+from django.urls import include, path
 
 from submissions import views
 
@@ -9,4 +9,6 @@ urlpatterns = [
     path("submissions/<int:pk>/", views.detail, name="detail"),
     path("submissions/<int:pk>/send-again/", views.send_again, name="send_again"),
     path("submissions/<int:pk>/refresh/", views.refresh, name="refresh"),
+    path("", include("submissions.urls_csv")),
+    path("", include("submissions.urls_uploads")),
 ]

@@ -13,7 +13,8 @@ HISTORY_PAGE_SIZE = 50
 
 @require_http_methods(["GET"])
 def history(request):
-    page = Paginator(selectors.submissions_of(user=request.user), HISTORY_PAGE_SIZE).get_page(request.GET.get("page"))
+    history = selectors.filtered_history(user=request.user, params=request.GET)
+    page = Paginator(history, HISTORY_PAGE_SIZE).get_page(request.GET.get("page"))
     _add_queue_places(page.object_list)
     context = {"page": page, "live": any(submission.is_in_flight for submission in page.object_list)}
     # htmx polls only the rows; everything else on the page stays as it is.
