@@ -61,3 +61,33 @@ class SubmissionForm(forms.Form):
             if taken.exists():
                 raise forms.ValidationError("Another submission already uses this reference id. Choose another one.")
         return reference_id
+
+
+class BatchForm(forms.Form):
+    name = forms.CharField(label="Batch name", max_length=200, strip=True, help_text="For example “Episode 4”.")
+    video_url = HttpUrlField(label="Source video URL", help_text="One public MP4 link, dubbed into every language below.")
+    disable_active_speaker_detection = forms.BooleanField(
+        label="Disable active speaker detection", required=False, help_text="Applies to every language."
+    )
+
+
+class BatchRowForm(forms.Form):
+    target_language = forms.ChoiceField(label="Language", choices=[("", "Choose…")] + settings.DUBBING_LANGUAGES)
+    audio_url = HttpUrlField(label="Audio URL", help_text="")
+
+
+class BaseBatchRowFormSet(forms.BaseFormSet):
+    def clean(self):
+        if any(self.errors):
+            return
+        seen = set()
+        for form in self.forms:
+            key = (form.cleaned_data.get("target_language"), form.cleaned_data.get("audio_url"))
+            if key in seen:
+                raise forms.ValidationError("The same language and audio appear twice; remove one of them.")
+            seen.add(key)
+
+
+BatchRowFormSet = forms.formset_factory(
+    BatchRowForm, formset=BaseBatchRowFormSet, extra=0, min_num=1, validate_min=True, max_num=100, validate_max=True
+)

@@ -1,3 +1,4 @@
+import hashlib
 from datetime import timedelta
 
 from django.conf import settings
@@ -20,6 +21,12 @@ FAILURE_EXPLANATIONS = {
 
 REFERENCE_ID_MAX_LENGTH = 128
 URL_MAX_LENGTH = 2048
+
+
+def inputs_fingerprint(video_url: str, audio_url: str, disable_active_speaker_detection: bool) -> str:
+    if not (video_url and audio_url):
+        return ""
+    return hashlib.sha256(f"{video_url}\n{audio_url}\n{disable_active_speaker_detection}".encode()).hexdigest()
 
 
 def settle_time() -> timedelta:
@@ -64,6 +71,9 @@ class Submission(models.Model):
     video_url = models.URLField(max_length=URL_MAX_LENGTH, blank=True)
     audio_url = models.URLField(max_length=URL_MAX_LENGTH, blank=True)
     disable_active_speaker_detection = models.BooleanField(default=False)
+    # The same video, audio and options sent before may be a costly mistake: this finds them fast (URLs
+    # are too long to index themselves). Blank for uploads, which have no URL to compare.
+    inputs_fingerprint = models.CharField(max_length=64, blank=True, db_index=True)
     # Local files to send with generate-with-media instead of URLs. Kept (never served) until the job is
     # sent or given up, then deleted.
     video_upload = models.FileField(upload_to="uploads/%Y/%m/%d/", blank=True)
@@ -77,6 +87,10 @@ class Submission(models.Model):
 
     state = models.CharField(max_length=20, choices=State.choices, default=State.PENDING, db_index=True)
     batch = models.ForeignKey("Batch", on_delete=models.PROTECT, related_name="submissions", null=True, blank=True)
+    # "Retry the failed ones" sends a failed job again as a new one; the old one stays in the history.
+    retry_of = models.OneToOneField(
+        "self", on_delete=models.SET_NULL, null=True, blank=True, related_name="retried_as"
+    )
     # The outbox: a waiting submission is sent at or after this time (retries back off by moving it).
     next_attempt_at = models.DateTimeField(null=True, blank=True, default=timezone.now)
     send_attempts = models.PositiveIntegerField(default=0)
@@ -114,6 +128,10 @@ class Submission(models.Model):
 
     def __str__(self) -> str:
         return self.title or self.reference_id or self.request_id or f"Submission {self.pk}"
+
+    def save(self, *args, **kwargs):
+        self.inputs_fingerprint = inputs_fingerprint(self.video_url, self.audio_url, self.disable_active_speaker_detection)
+        super().save(*args, **kwargs)
 
     def get_absolute_url(self) -> str:
         return reverse("submissions:detail", args=[self.pk])
@@ -228,3 +246,29 @@ class RateBudget(models.Model):
     compare-and-set, so concurrent processes never both take the same slot."""
 
     theoretical_arrival = models.DateTimeField()
+
+
+class CsvUpload(models.Model):
+    """A CSV file kept between its preview and its sending. It never changes: a corrected file is a new
+    upload, so what is sent is exactly what was previewed."""
+
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="csv_uploads")
+    filename = models.CharField(max_length=255)
+    batch_name = models.CharField(max_length=200)
+    content = models.TextField(help_text="The file's text, decoded from UTF-8 (without a BOM).")
+    created_at = models.DateTimeField(default=timezone.now)
+    # Set by a conditional update before the batch is created, so a double click sends it only once.
+    used_at = models.DateTimeField(null=True, blank=True)
+    batch = models.OneToOneField(
+        Batch, on_delete=models.SET_NULL, null=True, blank=True, related_name="csv_upload"
+    )
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name = "CSV upload"
+
+    def __str__(self) -> str:
+        return self.filename
+
+    def get_absolute_url(self) -> str:
+        return reverse("submissions:csv_preview", args=[self.pk])

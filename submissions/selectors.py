@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from django.db.models import QuerySet
 from django.shortcuts import get_object_or_404
 
-from submissions.models import Submission
+from submissions.models import Batch, Submission, inputs_fingerprint
 
 
 def submissions_of(*, user: Any) -> QuerySet[Submission]:
@@ -43,3 +44,76 @@ def filtered_history(*, user: Any, params: Any) -> QuerySet[Submission]:
     if batch_name:
         queryset = queryset.filter(batch__name__icontains=batch_name)
     return queryset
+
+
+def earlier_submissions_of_the_same_inputs(
+    *, video_url: str, audio_url: str, disable_active_speaker_detection: bool, limit: int = 5
+) -> list[Submission]:
+    """Anyone's earlier submissions of exactly this video, audio and options (sending again costs money)."""
+    fingerprint = inputs_fingerprint(video_url, audio_url, disable_active_speaker_detection)
+    if not fingerprint:
+        return []
+    return list(
+        Submission.objects.filter(inputs_fingerprint=fingerprint)
+        .exclude(state__in=[Submission.State.SEND_FAILED])
+        .select_related("created_by")
+        .order_by("-created_at")[:limit]
+    )
+
+
+def visible_batches(*, user: Any) -> QuerySet[Batch]:
+    queryset = Batch.objects.select_related("created_by")
+    return queryset if user.is_staff else queryset.filter(created_by=user)
+
+
+def get_visible_batch(*, user: Any, pk: int) -> Batch:
+    return get_object_or_404(visible_batches(user=user), pk=pk)
+
+
+GRID_STATES = [
+    Submission.State.PENDING,
+    Submission.State.SENDING,
+    Submission.State.QUEUED,
+    Submission.State.PROCESSING,
+    Submission.State.IN_FLIGHT,
+    Submission.State.COMPLETED,
+    Submission.State.FAILED,
+    Submission.State.SEND_FAILED,
+    Submission.State.MISSING,
+]
+
+
+@dataclass
+class BatchOverview:
+    jobs: list[Submission]  # the current job of each language (a retried job is replaced by its retry)
+    states: list[tuple[str, str, int]]  # (state, label, how many jobs are in it)
+    finished: int
+    failed: int
+    in_flight: bool
+
+    @property
+    def total(self) -> int:
+        return len(self.jobs)
+
+    @property
+    def percent(self) -> int:
+        return round(100 * self.finished / self.total) if self.total else 0
+
+
+def batch_overview(*, batch: Batch) -> BatchOverview:
+    jobs = list(
+        batch.submissions.filter(retried_as__isnull=True).select_related("created_by").order_by("target_language", "pk")
+    )
+    counts = {state: 0 for state in GRID_STATES}
+    for job in jobs:
+        counts[job.state] = counts.get(job.state, 0) + 1
+    labels = dict(Submission.State.choices)
+    final = (Submission.State.COMPLETED, Submission.State.FAILED, Submission.State.MISSING)
+    failed = sum(counts[state] for state in (Submission.State.FAILED, Submission.State.SEND_FAILED, Submission.State.MISSING))
+    return BatchOverview(
+        jobs=jobs,
+        states=[(state, labels[state], counts[state]) for state in GRID_STATES],
+        finished=sum(counts[state] for state in final),
+        failed=failed,
+        in_flight=any(job.is_in_flight for job in jobs),
+    )

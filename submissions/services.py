@@ -26,7 +26,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone, formats
 
 from submissions import chamelaion, ratelimit
-from submissions.models import Batch, Problem, Submission, settle_time, stuck_sending_time
+from submissions.models import Batch, Problem, Submission, inputs_fingerprint, settle_time, stuck_sending_time
 
 logger = logging.getLogger(__name__)
 State = Submission.State
@@ -41,6 +41,9 @@ EDITABLE_FIELDS = (
     "reference_id",
     "target_language",
 )
+
+
+INPUT_FIELDS = ("video_url", "audio_url", "disable_active_speaker_detection")
 
 
 class ReferenceIdTaken(Exception):
@@ -64,6 +67,7 @@ def create_submission(
     target_language: str = "",
     title: str = "",
     batch: Batch | None = None,
+    retry_of: Submission | None = None,
 ) -> Submission:
     try:
         with transaction.atomic():
@@ -76,6 +80,7 @@ def create_submission(
                 target_language=target_language,
                 title=title,
                 batch=batch,
+                retry_of=retry_of,
             )
     except IntegrityError as exc:
         # The form checks uniqueness, but two people can pick the same id at the same moment.
@@ -101,6 +106,7 @@ def create_batch(*, user: Any, name: str, rows: list[dict[str, Any]]) -> Batch:
                     batch=batch,
                     created_at=now,
                     next_attempt_at=now,
+                    inputs_fingerprint=inputs_fingerprint(**{name: row.get(name, False) for name in INPUT_FIELDS}),
                     **{**row, "reference_id": row.get("reference_id") or new_reference_id()},
                 )
                 for row in rows
@@ -111,6 +117,30 @@ def create_batch(*, user: Any, name: str, rows: list[dict[str, Any]]) -> Batch:
         if send_if_room(submission=submission).state == State.PENDING and not submission.last_error:
             break  # no room left now: the rest wait their turn in the outbox
     return batch
+
+
+def retry_failed(*, batch: Batch, user: Any) -> int:
+    """"Retry the failed ones": what could not be sent goes back in the outbox; a job Chamelaion failed (or
+    lost) is sent again as a new job, linked to the old one, which stays in the history."""
+    retried = 0
+    for submission in batch.submissions.filter(state=State.SEND_FAILED):
+        send_again(submission=submission)
+        retried += 1
+    finished_badly = batch.submissions.filter(state__in=[State.FAILED, State.MISSING], retried_as__isnull=True)
+    for failed in finished_badly.exclude(video_url="").order_by("pk"):
+        copy = create_submission(
+            user=user,
+            video_url=failed.video_url,
+            audio_url=failed.audio_url,
+            disable_active_speaker_detection=failed.disable_active_speaker_detection,
+            target_language=failed.target_language,
+            title=failed.title,
+            batch=batch,
+            retry_of=failed,
+        )
+        send_if_room(submission=copy)
+        retried += 1
+    return retried
 
 
 def send_if_room(*, submission: Submission) -> Submission:
@@ -125,7 +155,7 @@ def send_again(*, submission: Submission, changes: dict[str, Any] | None = None)
         return send_submission(submission=submission)  # settles the interrupted send first
     fields = {"next_attempt_at": timezone.now(), "send_attempts": 0}
     if changes and not submission.send_outcome_unknown:  # no job can exist upstream: edits are safe
-        fields.update(_editable(changes))
+        fields.update(_editable(submission, changes))
     try:
         with transaction.atomic():
             transition(submission, expected=State.SEND_FAILED, state=State.PENDING, **fields)
@@ -134,10 +164,12 @@ def send_again(*, submission: Submission, changes: dict[str, Any] | None = None)
     return send_if_room(submission=submission)
 
 
-def _editable(changes: dict[str, Any]) -> dict[str, Any]:
+def _editable(submission: Submission, changes: dict[str, Any]) -> dict[str, Any]:
     updates = {field: changes[field] for field in EDITABLE_FIELDS if field in changes}
     if not updates.get("reference_id"):
         updates.pop("reference_id", None)  # left blank: keep the id this submission already has
+    inputs = {name: updates.get(name, getattr(submission, name)) for name in INPUT_FIELDS}
+    updates["inputs_fingerprint"] = inputs_fingerprint(**inputs)
     return updates
 
 

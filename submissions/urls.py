@@ -1,6 +1,6 @@
 from django.urls import include, path
 
-from submissions import views
+from submissions import views, views_batches
 
 app_name = "submissions"
 urlpatterns = [
@@ -9,6 +9,9 @@ urlpatterns = [
     path("submissions/<int:pk>/", views.detail, name="detail"),
     path("submissions/<int:pk>/send-again/", views.send_again, name="send_again"),
     path("submissions/<int:pk>/refresh/", views.refresh, name="refresh"),
+    path("batches/new/", views_batches.new_batch, name="new_batch"),
+    path("batches/<int:pk>/", views_batches.batch_detail, name="batch"),
+    path("batches/<int:pk>/retry-failed/", views_batches.retry_failed, name="batch_retry_failed"),
     path("", include("submissions.urls_csv")),
     path("", include("submissions.urls_uploads")),
 ]

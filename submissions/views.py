@@ -16,7 +16,13 @@ def history(request):
     history = selectors.filtered_history(user=request.user, params=request.GET)
     page = Paginator(history, HISTORY_PAGE_SIZE).get_page(request.GET.get("page"))
     _add_queue_places(page.object_list)
-    context = {"page": page, "live": any(submission.is_in_flight for submission in page.object_list)}
+    context = {
+        "page": page,
+        "live": any(submission.is_in_flight for submission in page.object_list),
+        "filters": request.GET.urlencode() if request.GET.get("batch") or request.GET.get("batch_name") else "",
+        "batch_name": request.GET.get("batch_name", ""),
+        "batch_id": request.GET.get("batch", ""),
+    }
     # htmx polls only the rows; everything else on the page stays as it is.
     template = "submissions/_history_rows.html" if request.htmx else "submissions/history.html"
     return render(request, template, context)
@@ -32,6 +38,14 @@ def new_submission(request):
         return render(request, "submissions/new.html", {"form": form})
 
     form = SubmissionForm(request.POST, resubmitting=resubmitting)
+    if form.is_valid() and resubmitting is None and not request.POST.get("confirm_duplicate"):
+        earlier = selectors.earlier_submissions_of_the_same_inputs(
+            video_url=form.cleaned_data["video_url"],
+            audio_url=form.cleaned_data["audio_url"],
+            disable_active_speaker_detection=form.cleaned_data["disable_active_speaker_detection"],
+        )
+        if earlier:  # every job costs money: ask before sending the same thing twice
+            return render(request, "submissions/new.html", {"form": form, "duplicates": earlier})
     if form.is_valid():
         try:
             if resubmitting is not None:

@@ -151,3 +151,35 @@ def test_the_detail_page_plays_the_output(logged_in_page: Page, live_server, san
     assert page.evaluate("document.querySelector('#output-video').videoWidth") == 320
     expect(page.get_by_role("link", name="Download the video")).to_have_attribute("href", job["output_url"])
     expect(page.get_by_text("Finished")).to_be_visible()
+
+
+def test_a_batch_of_three_languages_fills_its_grid(logged_in_page: Page, live_server, sandbox):
+    from submissions import tracking
+
+    page = logged_in_page
+    page.get_by_role("link", name="New batch").click()
+    page.get_by_label("Batch name").fill("Episode 5")
+    page.get_by_label("Source video URL").fill(sandbox.sample_video_url)
+    page.get_by_role("button", name="+ Add a language").click()
+    page.get_by_role("button", name="+ Add a language").click()
+    rows = page.locator("tr.batch-row")
+    expect(rows).to_have_count(3)
+    for index, language in enumerate(["de", "fr", "ja"]):
+        rows.nth(index).locator("select").select_option(language)
+        rows.nth(index).locator("input").fill(sandbox.sample_audio_url.replace(".wav", f".wav?lang={language}"))
+    page.get_by_role("button", name="Send the batch").click()
+
+    expect(page).to_have_url(re.compile(r"/batches/\d+/$"))
+    expect(page.get_by_role("heading", name="Episode 5")).to_be_visible()
+    expect(page.locator("tr[data-language]")).to_have_count(3)
+    expect(page.get_by_text("0 of 3 finished")).to_be_visible()
+    page.evaluate("window.__sameDocument = true")
+
+    sandbox.advance(60)
+    make_all_due()
+    assert tracking.refresh_round().updated == 3
+    expect(page.get_by_text("3 of 3 finished (100%)")).to_be_visible(timeout=10_000)
+    for language in ("de", "fr", "ja"):
+        expect(page.locator(f'tr[data-language="{language}"] a.badge')).to_have_text("Completed")
+    assert page.evaluate("window.__sameDocument") is True
+    assert page.evaluate("document.getElementById('batch-progress').value") == 3

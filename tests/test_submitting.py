@@ -93,7 +93,7 @@ def test_own_reference_id_is_sent(logged_in, sandbox):
 
 def test_generated_reference_ids_are_unique(logged_in, sandbox):
     post_form(logged_in)
-    post_form(logged_in)
+    post_form(logged_in, confirm_duplicate="1")
     references = {job["reference_id"] for job in sandbox.jobs()}
     assert len(references) == 2
     assert references == set(Submission.objects.values_list("reference_id", flat=True))

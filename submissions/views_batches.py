@@ -1,0 +1,96 @@
+"""Batches: one source video in many languages, sent together and followed on one page."""
+
+from django.contrib import messages
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_http_methods, require_POST
+
+from submissions import selectors, services
+from submissions.forms import BatchForm, BatchRowFormSet
+
+ROWS = "rows"
+
+
+@require_http_methods(["GET", "POST"])
+def new_batch(request):
+    if request.method == "GET":
+        return _render_new(request, BatchForm(), BatchRowFormSet(prefix=ROWS))
+    if "add_row" in request.POST or "remove_row" in request.POST:
+        # Without JavaScript, adding or removing a row is a round trip; nothing typed is lost.
+        return _render_new(request, BatchForm(initial=request.POST.dict()), _edited_rows(request.POST))
+    form, rows = BatchForm(request.POST), BatchRowFormSet(request.POST, prefix=ROWS)
+    if not (form.is_valid() and rows.is_valid()):
+        return _render_new(request, form, rows)
+    jobs = [_job_fields(form.cleaned_data, row.cleaned_data) for row in rows.forms]
+    if not request.POST.get("confirm_duplicates"):
+        duplicates = _earlier_duplicates(jobs)
+        if duplicates:
+            return _render_new(request, form, rows, duplicates=duplicates)
+    batch = services.create_batch(user=request.user, name=form.cleaned_data["name"], rows=jobs)
+    messages.success(request, f"Batch saved: {len(jobs)} jobs. They are sent in turn within the rate limit.")
+    return redirect(batch)
+
+
+def _job_fields(batch: dict, row: dict) -> dict:
+    language = dict(BatchRowFormSet.form.base_fields["target_language"].choices)[row["target_language"]]
+    return {
+        "video_url": batch["video_url"],
+        "audio_url": row["audio_url"],
+        "disable_active_speaker_detection": batch["disable_active_speaker_detection"],
+        "target_language": row["target_language"],
+        "title": f"{batch['name']} ({language})"[:200],
+    }
+
+
+def _earlier_duplicates(jobs: list[dict]) -> list[tuple[dict, list]]:
+    found = []
+    for job in jobs:
+        earlier = selectors.earlier_submissions_of_the_same_inputs(
+            video_url=job["video_url"],
+            audio_url=job["audio_url"],
+            disable_active_speaker_detection=job["disable_active_speaker_detection"],
+        )
+        if earlier:
+            found.append((job, earlier))
+    return found
+
+
+def _edited_rows(data) -> BatchRowFormSet:
+    rows = [
+        {"target_language": data.get(f"{ROWS}-{n}-target_language", ""), "audio_url": data.get(f"{ROWS}-{n}-audio_url", "")}
+        for n in range(_total_rows(data))
+    ]
+    if "add_row" in data:
+        rows.append({})
+    elif data.get("remove_row", "").isdigit() and len(rows) > 1:
+        rows.pop(int(data["remove_row"]))
+    return BatchRowFormSet(prefix=ROWS, initial=rows)
+
+
+def _total_rows(data) -> int:
+    try:
+        return max(0, min(int(data.get(f"{ROWS}-TOTAL_FORMS", "1")), BatchRowFormSet.max_num))
+    except ValueError:
+        return 1
+
+
+def _render_new(request, form, rows, duplicates=None):
+    return render(request, "submissions/batch_new.html", {"form": form, "rows": rows, "duplicates": duplicates})
+
+
+@require_http_methods(["GET"])
+def batch_detail(request, pk: int):
+    batch = selectors.get_visible_batch(user=request.user, pk=pk)
+    context = {"batch": batch, "overview": selectors.batch_overview(batch=batch)}
+    template = "submissions/_batch_live.html" if request.htmx else "submissions/batch.html"
+    return render(request, template, context)
+
+
+@require_POST
+def retry_failed(request, pk: int):
+    batch = selectors.get_visible_batch(user=request.user, pk=pk)
+    retried = services.retry_failed(batch=batch, user=request.user)
+    if retried:
+        messages.success(request, f"Sending {retried} failed jobs again, in turn within the rate limit.")
+    else:
+        messages.info(request, "Nothing in this batch has failed.")
+    return redirect(batch)
