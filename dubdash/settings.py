@@ -98,6 +98,12 @@ USE_TZ = True
 
 # Uploaded source files wait here until they are sent; they are never served.
 MEDIA_ROOT = env.path("MEDIA_ROOT", default=BASE_DIR / "var" / "media")
+# The largest video or audio file a user may upload (each file). Uploads go straight to temporary files
+# on disk, never memory, and a file stops being stored the moment it passes the limit.
+UPLOAD_MAX_BYTES = env.non_negative_int("UPLOAD_MAX_BYTES", default=200 * 1024 * 1024)
+if UPLOAD_MAX_BYTES < 1:
+    raise ImproperlyConfigured("UPLOAD_MAX_BYTES must be at least 1.")
+FILE_UPLOAD_HANDLERS = ["submissions.uploads.LimitedTemporaryFileUploadHandler"]
 
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "var" / "staticfiles"

@@ -254,7 +254,7 @@ class CsvUpload(models.Model):
 
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="csv_uploads")
     filename = models.CharField(max_length=255)
-    batch_name = models.CharField(max_length=200)
+    batch_name = models.CharField(max_length=200, blank=True, help_text="Blank: the batch is named after the file.")
     content = models.TextField(help_text="The file's text, decoded from UTF-8 (without a BOM).")
     created_at = models.DateTimeField(default=timezone.now)
     # Set by a conditional update before the batch is created, so a double click sends it only once.

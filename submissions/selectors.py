@@ -117,3 +117,24 @@ def batch_overview(*, batch: Batch) -> BatchOverview:
         failed=failed,
         in_flight=any(job.is_in_flight for job in jobs),
     )
+
+
+def earlier_submissions_of_jobs(jobs: list[dict], *, per_job: int = 3) -> list[tuple[int, list[Submission]]]:
+    """For a list of jobs (dicts with video_url, audio_url, disable_active_speaker_detection): the index
+    of each job that was submitted before, with its earliest matches. One query for the whole list."""
+    fingerprints = [
+        inputs_fingerprint(job["video_url"], job["audio_url"], job.get("disable_active_speaker_detection", False))
+        for job in jobs
+    ]
+    earlier: dict[str, list[Submission]] = {}
+    matches = (
+        Submission.objects.filter(inputs_fingerprint__in={f for f in fingerprints if f})
+        .exclude(state=Submission.State.SEND_FAILED)
+        .select_related("created_by")
+        .order_by("-created_at")
+    )
+    for submission in matches:
+        found = earlier.setdefault(submission.inputs_fingerprint, [])
+        if len(found) < per_job:
+            found.append(submission)
+    return [(index, earlier[fp]) for index, fp in enumerate(fingerprints) if fp in earlier]

@@ -96,6 +96,13 @@ def submit(*, user: Any, **fields: Any) -> Submission:
 def create_batch(*, user: Any, name: str, rows: list[dict[str, Any]]) -> Batch:
     """One batch, one saved submission per row (each row: the create_submission fields), all waiting to
     send; then as many are sent at once as the rate budget has room for, the rest by the worker."""
+    batch, submissions = save_batch(user=user, name=name, rows=rows)
+    send_while_room(submissions)
+    return batch
+
+
+def save_batch(*, user: Any, name: str, rows: list[dict[str, Any]]) -> tuple[Batch, list[Submission]]:
+    """Save the batch and its submissions in one transaction (the caller's, if it has one); send nothing."""
     now = timezone.now()
     try:
         with transaction.atomic():
@@ -113,10 +120,14 @@ def create_batch(*, user: Any, name: str, rows: list[dict[str, Any]]) -> Batch:
             )
     except IntegrityError as exc:
         raise ReferenceIdTaken("") from exc
+    return batch, submissions
+
+
+def send_while_room(submissions: list[Submission]) -> None:
+    """Send from this request as many as the budget has room for now; the worker sends the rest in turn."""
     for submission in submissions:
         if send_if_room(submission=submission).state == State.PENDING and not submission.last_error:
-            break  # no room left now: the rest wait their turn in the outbox
-    return batch
+            break
 
 
 def retry_failed(*, batch: Batch, user: Any) -> int:
@@ -226,11 +237,12 @@ def deliver(submission: Submission) -> Submission:
                 ),
             )
         submission.outcome_unknown_since = None  # looked up after settling, not there: safe to send
+    posted_at = timezone.now()  # not the claim time: a slow lookup may have come first
     try:
         request_id = _post(client, submission)
     except chamelaion.ChamelaionError as exc:
         if exc.may_have_reached_server:
-            submission.outcome_unknown_since = submission.last_attempt_at
+            submission.outcome_unknown_since = posted_at
         return _failed_attempt(submission, exc)
     clear_problems(after_send=True)
     return _mark_sent(submission, request_id=request_id)
@@ -471,3 +483,25 @@ def clear_problems(*, after_send: bool = False) -> None:
     for problem in resolved:
         logger.warning("Problem resolved: %s", problem.get_code_display())
     resolved.delete()
+
+
+def create_upload_submission(*, user: Any, video: Any, audio: Any, **fields: Any) -> Submission:
+    """A submission whose inputs are local files, sent with generate-with-media: the files are stored in
+    MEDIA_ROOT (a temporary upload is moved there, not copied) together with the row. If the row cannot
+    be saved the stored files are deleted again, so a failure leaves nothing behind. `fields` are the
+    create_submission fields other than the URLs."""
+    reference_id = fields.pop("reference_id", "")
+    submission = Submission(created_by=user, reference_id=reference_id or new_reference_id(), **fields)
+    try:
+        submission.video_upload.save(video.name, video, save=False)
+        submission.audio_upload.save(audio.name, audio, save=False)
+        with transaction.atomic():
+            submission.save(force_insert=True)
+    except BaseException as exc:
+        for stored in (submission.video_upload, submission.audio_upload):
+            if stored:
+                stored.delete(save=False)
+        if isinstance(exc, IntegrityError):  # the same race create_submission guards against
+            raise ReferenceIdTaken(reference_id) from exc
+        raise
+    return submission

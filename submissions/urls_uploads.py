@@ -1,3 +1,7 @@
-from django.urls import path  # noqa: F401
+from django.urls import path
 
-urlpatterns: list = []
+from submissions import views_uploads
+
+urlpatterns = [
+    path("submissions/upload/", views_uploads.upload, name="upload"),
+]

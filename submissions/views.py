@@ -19,7 +19,7 @@ def history(request):
     context = {
         "page": page,
         "live": any(submission.is_in_flight for submission in page.object_list),
-        "filters": request.GET.urlencode() if request.GET.get("batch") or request.GET.get("batch_name") else "",
+        "filters": _filters_only(request.GET),
         "batch_name": request.GET.get("batch_name", ""),
         "batch_id": request.GET.get("batch", ""),
     }
@@ -56,13 +56,20 @@ def new_submission(request):
             form.add_error("reference_id", "Another submission already uses this reference id. Choose another one.")
         else:
             if submission.state != Submission.State.SEND_FAILED:
-                _tell_outcome(request, submission)
+                tell_outcome(request, submission)
                 return redirect(submission)
             resubmitting = submission  # refused as it is (400): back to the form, to fix and send again
     return render(request, "submissions/new.html", {"form": form, "failed": resubmitting})
 
 
-def _tell_outcome(request, submission: Submission) -> None:
+def _filters_only(params) -> str:
+    """The query string without the page number: for links that keep the filters (export, clear)."""
+    kept = params.copy()
+    kept.pop("page", None)
+    return kept.urlencode()
+
+
+def tell_outcome(request, submission: Submission) -> None:
     if submission.request_id:
         messages.success(request, "Sent to Chamelaion.")
     elif submission.state == Submission.State.SEND_FAILED:
@@ -107,5 +114,5 @@ def send_again(request, pk: int):
     if not submission.can_send_again:
         messages.info(request, "This submission is not waiting to be sent again.")
         return redirect(submission)
-    _tell_outcome(request, services.send_again(submission=submission))
+    tell_outcome(request, services.send_again(submission=submission))
     return redirect(submission)

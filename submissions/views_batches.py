@@ -42,16 +42,7 @@ def _job_fields(batch: dict, row: dict) -> dict:
 
 
 def _earlier_duplicates(jobs: list[dict]) -> list[tuple[dict, list]]:
-    found = []
-    for job in jobs:
-        earlier = selectors.earlier_submissions_of_the_same_inputs(
-            video_url=job["video_url"],
-            audio_url=job["audio_url"],
-            disable_active_speaker_detection=job["disable_active_speaker_detection"],
-        )
-        if earlier:
-            found.append((job, earlier))
-    return found
+    return [(jobs[index], earlier) for index, earlier in selectors.earlier_submissions_of_jobs(jobs)]
 
 
 def _edited_rows(data) -> BatchRowFormSet:

@@ -76,6 +76,10 @@ def test_submit_saves_sends_and_shows_the_request_id(logged_in, user, sandbox):
     assert submission.state == Submission.State.QUEUED
     assert submission.created_by == user
     assert submission.disable_active_speaker_detection is True
+    assert sandbox.job_inputs(job["id"]) == {
+        "video_url": VALID["video_url"], "audio_url": VALID["audio_url"],
+        "disable_active_speaker_detection": True, "reference_id": submission.reference_id,
+    }
     assert (submission.target_language, submission.title) == ("de", "Episode 1 (German)")
     assert submission.sent_at is not None and submission.send_attempts == 1
 

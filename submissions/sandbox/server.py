@@ -701,6 +701,17 @@ class SandboxServer:
             now = self._now()
             return [j.render(now, self.root_url) for j in self._jobs.values() if j.account == token]
 
+    def job_inputs(self, job_id: str) -> dict[str, Any]:
+        """What a job was made from. The API never reports this; tests check what DubDash sent."""
+        with self._lock:
+            spec = self._jobs[job_id].spec
+            return {
+                "video_url": spec.video_url,
+                "audio_url": spec.audio_url,
+                "disable_active_speaker_detection": spec.disable_active_speaker_detection,
+                "reference_id": spec.reference_id,
+            }
+
     def stats(self) -> dict[str, int]:
         with self._lock:
             return dict(self._stats)

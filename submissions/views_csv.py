@@ -1,0 +1,118 @@
+"""CSV import (upload, preview, send once) and CSV export of the history or of a batch."""
+
+from django.contrib import messages
+from django.http import StreamingHttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_http_methods, require_POST
+
+from submissions import csv_io, selectors
+from submissions.models import Batch
+
+PREVIEW_ERRORS_LISTED = 20
+
+
+@require_http_methods(["GET", "POST"])
+def upload(request):
+    if request.method == "GET":
+        form = csv_io.CsvUploadForm()
+    else:
+        form = csv_io.CsvUploadForm(request.POST, request.FILES)
+        if form.is_valid():
+            return redirect(_store(request, form))
+    return render(request, "submissions/csv_upload.html", {"form": form, "columns": csv_io.COLUMNS})
+
+
+@require_http_methods(["GET", "POST"])
+def preview(request, pk: int):
+    upload = csv_io.get_upload(user=request.user, pk=pk)
+    if request.method == "POST":  # the corrected file, uploaded from the preview itself
+        form = csv_io.CsvUploadForm(request.POST, request.FILES)
+        if form.is_valid():
+            return redirect(_store(request, form))
+    else:
+        form = csv_io.CsvUploadForm(initial={"batch_name": upload.batch_name})
+    try:
+        rows, file_error = csv_io.check_rows(csv_io.read_table(upload.content)), ""
+    except csv_io.CsvFileError as exc:  # only if the rules changed since it was uploaded
+        rows, file_error = [], str(exc)
+    invalid = [row for row in rows if row.errors]
+    errors = [(row.line, column, reason) for row in invalid for column, reason in row.errors]
+    duplicates = _sent_before(rows)
+    context = {
+        "upload": upload,
+        "batch_name": csv_io.batch_name_of(upload),
+        "form": form,
+        "rows": rows,
+        "file_error": file_error,
+        "invalid_count": len(invalid),
+        "errors": errors[:PREVIEW_ERRORS_LISTED],
+        "more_errors": max(0, len(errors) - PREVIEW_ERRORS_LISTED),
+        "duplicates": duplicates,
+    }
+    return render(request, "submissions/csv_preview.html", context)
+
+
+def _sent_before(rows) -> list[tuple[int, list]]:
+    """(line, earlier submissions) for the rows whose video, audio and options were sent before. Only for
+    a file without errors: an invalid row has no job to compare."""
+    if any(row.errors for row in rows):
+        return []
+    return [(rows[index].line, earlier) for index, earlier in selectors.earlier_submissions_of_jobs([r.job for r in rows])]
+
+
+@require_POST
+def send(request, pk: int):
+    upload = csv_io.get_upload(user=request.user, pk=pk)
+    if not request.POST.get("confirm_duplicates") and upload.used_at is None:
+        try:
+            duplicates = _sent_before(csv_io.check_rows(csv_io.read_table(upload.content)))
+        except csv_io.CsvFileError:
+            duplicates = []  # send_upload reports the file's problem
+        if duplicates:  # every job costs money: ask before sending the same thing twice
+            messages.error(request, f"{len(duplicates)} rows were sent before. Tick the box to send them anyway.")
+            return redirect(upload)
+    try:
+        batch = csv_io.send_upload(upload=upload)
+    except csv_io.AlreadySent as exc:
+        messages.info(request, "This file was already sent: it is never sent twice.")
+        return redirect(exc.batch or upload)
+    except csv_io.NotSendable as exc:
+        messages.error(request, str(exc))
+        return redirect(upload)
+    total = batch.submissions.count()
+    sent = batch.submissions.filter(request_id__isnull=False).count()
+    messages.success(
+        request,
+        f"Batch saved: {total} jobs, {sent} sent to Chamelaion now; the rest go out in turn within the rate limit."
+        if sent < total
+        else f"Batch saved: all {total} jobs sent to Chamelaion.",
+    )
+    return redirect(batch)
+
+
+@require_http_methods(["GET"])
+def history_export(request):
+    submissions = selectors.filtered_history(user=request.user, params=request.GET)
+    return _csv_response(csv_io.export_lines(submissions), csv_io.export_filename("dubdash-history"))
+
+
+@require_http_methods(["GET"])
+def batch_export(request, pk: int):
+    batch = get_object_or_404(Batch, pk=pk, created_by=request.user)
+    submissions = batch.submissions.order_by("created_at", "pk")
+    return _csv_response(csv_io.export_lines(submissions), csv_io.export_filename(f"dubdash-batch-{batch.pk}"))
+
+
+def _store(request, form):
+    return csv_io.store_upload(
+        user=request.user,
+        filename=form.cleaned_data["file"].name,
+        content=form.cleaned_data["content"],
+        batch_name=form.cleaned_data["batch_name"],
+    )
+
+
+def _csv_response(lines, filename: str) -> StreamingHttpResponse:
+    response = StreamingHttpResponse(lines, content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response
