@@ -91,3 +91,38 @@ class BaseBatchRowFormSet(forms.BaseFormSet):
 BatchRowFormSet = forms.formset_factory(
     BatchRowForm, formset=BaseBatchRowFormSet, extra=0, min_num=1, validate_min=True, max_num=100, validate_max=True
 )
+
+
+class HistoryFilterForm(forms.Form):
+    """The history's filters, from the query string (so a filtered view can be bookmarked and shared).
+    A bad value gets a message next to its field; the good ones still apply."""
+
+    SORTS = [("created", "Newest first"), ("finished", "Recently finished (finished jobs only)")]
+
+    scope = forms.ChoiceField(choices=[("mine", "Mine"), ("team", "Team")], required=False)
+    q = forms.CharField(label="Search", required=False, max_length=200, strip=True)
+    member = forms.ModelChoiceField(label="Member", queryset=None, required=False, empty_label="Anyone")
+    state = forms.ChoiceField(label="State", required=False, choices=[("", "Any state")] + Submission.State.choices)
+    language = forms.ChoiceField(label="Language", required=False, choices=[("", "Any language")] + settings.DUBBING_LANGUAGES)
+    batch = forms.IntegerField(label="Batch id", required=False, min_value=1)
+    batch_name = forms.CharField(label="Batch name", required=False, max_length=200, strip=True)
+    created_from = forms.DateField(label="From", required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    created_to = forms.DateField(label="To", required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    sort = forms.ChoiceField(label="Sort", required=False, choices=SORTS)
+
+    def __init__(self, *args, members, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["member"].queryset = members
+
+    def clean(self):
+        cleaned = super().clean()
+        start, end = cleaned.get("created_from"), cleaned.get("created_to")
+        if start and end and start > end:
+            self.add_error("created_to", "The end date is before the start date.")
+        return cleaned
+
+    @property
+    def applied(self) -> dict:
+        """The valid filters only: one bad field does not throw the others away."""
+        self.is_valid()
+        return {name: value for name, value in getattr(self, "cleaned_data", {}).items() if value not in (None, "")}

@@ -120,6 +120,15 @@ class Submission(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-id"]
+        # The roles (groups made by a data migration) are built from these.
+        permissions = [
+            ("view_team_history", "Can see the whole team's jobs and outputs"),
+            ("submit_jobs", "Can submit jobs, batches and CSV files, and retry their own"),
+            ("retry_any_job", "Can retry or send again anyone's jobs"),
+            ("manage_api_key", "Can set, rotate and test the Chamelaion API key"),
+            ("manage_members", "Can manage members' roles and monthly limits"),
+            ("view_usage", "Can see the team's usage"),
+        ]
         indexes = [
             models.Index(fields=["created_by", "-created_at"], name="submission_owner_recent"),
             models.Index(fields=["state", "next_poll_at"], name="submission_poll_due"),

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django.shortcuts import get_object_or_404
 
 from submissions.models import Batch, Submission, inputs_fingerprint
@@ -16,9 +16,9 @@ def submissions_of(*, user: Any) -> QuerySet[Submission]:
 
 
 def visible_submissions(*, user: Any) -> QuerySet[Submission]:
-    """Staff see every submission; everybody else their own."""
-    queryset = Submission.objects.select_related("created_by")
-    return queryset if user.is_staff else queryset.filter(created_by=user)
+    """Anyone with a role sees the team's submissions; a user without one only their own."""
+    queryset = Submission.objects.select_related("created_by", "batch")
+    return queryset if user.has_perm("submissions.view_team_history") else queryset.filter(created_by=user)
 
 
 def get_visible_submission(*, user: Any, pk: int) -> Submission:
@@ -32,18 +32,6 @@ def get_resendable_submission(*, user: Any, pk: Any) -> Submission | None:
     except (TypeError, ValueError):
         return None
     return submissions_of(user=user).filter(pk=pk, state=Submission.State.SEND_FAILED).first()
-
-
-def filtered_history(*, user: Any, params: Any) -> QuerySet[Submission]:
-    """The user's history narrowed by the query string (bookmarkable): `batch` (id), `batch_name`."""
-    queryset = submissions_of(user=user).select_related("batch")
-    batch = params.get("batch", "")
-    if batch.isdigit():
-        queryset = queryset.filter(batch_id=int(batch))
-    batch_name = params.get("batch_name", "").strip()
-    if batch_name:
-        queryset = queryset.filter(batch__name__icontains=batch_name)
-    return queryset
 
 
 def earlier_submissions_of_the_same_inputs(
@@ -63,7 +51,7 @@ def earlier_submissions_of_the_same_inputs(
 
 def visible_batches(*, user: Any) -> QuerySet[Batch]:
     queryset = Batch.objects.select_related("created_by")
-    return queryset if user.is_staff else queryset.filter(created_by=user)
+    return queryset if user.has_perm("submissions.view_team_history") else queryset.filter(created_by=user)
 
 
 def get_visible_batch(*, user: Any, pk: int) -> Batch:
@@ -138,3 +126,43 @@ def earlier_submissions_of_jobs(jobs: list[dict], *, per_job: int = 3) -> list[t
         if len(found) < per_job:
             found.append(submission)
     return [(index, earlier[fp]) for index, fp in enumerate(fingerprints) if fp in earlier]
+
+
+def members() -> QuerySet:
+    from django.contrib.auth import get_user_model
+
+    return get_user_model().objects.filter(is_active=True).order_by("username")
+
+
+def history(*, user: Any, filters: dict) -> tuple[QuerySet[Submission], str]:
+    """The history the filters describe, and the field it is sorted by (newest first).
+    "Mine" is the user's own jobs; "Team" everyone's, for those allowed to see them."""
+    queryset = Submission.objects.select_related("created_by", "batch")
+    if filters.get("scope") != "team" or not user.has_perm("submissions.view_team_history"):
+        queryset = queryset.filter(created_by=user)
+    if "member" in filters:
+        queryset = queryset.filter(created_by=filters["member"])
+    if "state" in filters:
+        queryset = queryset.filter(state=filters["state"])
+    if "language" in filters:
+        queryset = queryset.filter(target_language=filters["language"])
+    if "batch" in filters:
+        queryset = queryset.filter(batch_id=filters["batch"])
+    if "batch_name" in filters:
+        queryset = queryset.filter(batch__name__icontains=filters["batch_name"])
+    if "created_from" in filters:
+        queryset = queryset.filter(created_at__date__gte=filters["created_from"])
+    if "created_to" in filters:
+        queryset = queryset.filter(created_at__date__lte=filters["created_to"])
+    if "q" in filters:
+        term = filters["q"]
+        queryset = queryset.filter(
+            Q(title__icontains=term)
+            | Q(reference_id__icontains=term)
+            | Q(request_id__icontains=term)
+            | Q(video_url__icontains=term)
+            | Q(audio_url__icontains=term)
+        )
+    if filters.get("sort") == "finished":
+        return queryset.filter(finished_at__isnull=False), "finished_at"
+    return queryset, "created_at"

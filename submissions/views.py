@@ -1,11 +1,12 @@
 from django.contrib import messages
-from django.core.paginator import Paginator
+from django.contrib.auth.decorators import permission_required
+from django.core.exceptions import PermissionDenied
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
-from submissions import selectors, services, tracking
+from submissions import paging, permissions, selectors, services, tracking
 from submissions.chamelaion import sandbox_sample_urls
-from submissions.forms import SubmissionForm
+from submissions.forms import HistoryFilterForm, SubmissionForm
 from submissions.models import Submission
 
 HISTORY_PAGE_SIZE = 50
@@ -13,22 +14,33 @@ HISTORY_PAGE_SIZE = 50
 
 @require_http_methods(["GET"])
 def history(request):
-    history = selectors.filtered_history(user=request.user, params=request.GET)
-    page = Paginator(history, HISTORY_PAGE_SIZE).get_page(request.GET.get("page"))
-    _add_queue_places(page.object_list)
+    filters = HistoryFilterForm(request.GET, members=selectors.members())
+    queryset, sort_field = selectors.history(user=request.user, filters=filters.applied)
+    page = paging.keyset_page(
+        queryset,
+        field=sort_field,
+        size=HISTORY_PAGE_SIZE,
+        after=request.GET.get("after", ""),
+        before=request.GET.get("before", ""),
+    )
+    _add_queue_places(page.rows)
     context = {
         "page": page,
-        "live": any(submission.is_in_flight for submission in page.object_list),
-        "filters": _filters_only(request.GET),
-        "batch_name": request.GET.get("batch_name", ""),
-        "batch_id": request.GET.get("batch", ""),
+        "filters": filters,
+        "team": filters.applied.get("scope") == "team" and permissions.can_see_team(request.user),
+        "query": _filters_only(request.GET),
+        "live": any(submission.is_in_flight for submission in page.rows),
     }
     # htmx polls only the rows; everything else on the page stays as it is.
     template = "submissions/_history_rows.html" if request.htmx else "submissions/history.html"
     return render(request, template, context)
 
 
+SUBMIT = "submissions.submit_jobs"
+
+
 @require_http_methods(["GET", "POST"])
+@permission_required(SUBMIT, raise_exception=True)
 def new_submission(request):
     # After a failed send the form is shown again; posting it again sends that same saved submission,
     # so a retry never creates a second job.
@@ -63,9 +75,10 @@ def new_submission(request):
 
 
 def _filters_only(params) -> str:
-    """The query string without the page number: for links that keep the filters (export, clear)."""
+    """The query string without the page cursor: for links that keep the filters (pages, export, tabs)."""
     kept = params.copy()
-    kept.pop("page", None)
+    for cursor in ("after", "before", "page"):
+        kept.pop(cursor, None)
     return kept.urlencode()
 
 
@@ -98,7 +111,7 @@ def detail(request, pk: int):
     submission = selectors.get_visible_submission(user=request.user, pk=pk)
     _add_queue_places([submission])
     template = "submissions/_detail_live.html" if request.htmx else "submissions/detail.html"
-    return render(request, template, {"submission": submission})
+    return render(request, template, {"submission": submission, "can_retry": permissions.can_retry(request.user, submission)})
 
 
 @require_POST
@@ -111,6 +124,8 @@ def refresh(request, pk: int):
 @require_POST
 def send_again(request, pk: int):
     submission = selectors.get_visible_submission(user=request.user, pk=pk)
+    if not permissions.can_retry(request.user, submission):
+        raise PermissionDenied("Only the person who submitted this job, or a team admin, may send it again.")
     if not submission.can_send_again:
         messages.info(request, "This submission is not waiting to be sent again.")
         return redirect(submission)

@@ -1,16 +1,19 @@
 """Batches: one source video in many languages, sent together and followed on one page."""
 
 from django.contrib import messages
+from django.contrib.auth.decorators import permission_required
+from django.core.exceptions import PermissionDenied
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
-from submissions import selectors, services
+from submissions import permissions, selectors, services
 from submissions.forms import BatchForm, BatchRowFormSet
 
 ROWS = "rows"
 
 
 @require_http_methods(["GET", "POST"])
+@permission_required("submissions.submit_jobs", raise_exception=True)
 def new_batch(request):
     if request.method == "GET":
         return _render_new(request, BatchForm(), BatchRowFormSet(prefix=ROWS))
@@ -71,7 +74,7 @@ def _render_new(request, form, rows, duplicates=None):
 @require_http_methods(["GET"])
 def batch_detail(request, pk: int):
     batch = selectors.get_visible_batch(user=request.user, pk=pk)
-    context = {"batch": batch, "overview": selectors.batch_overview(batch=batch)}
+    context = {"batch": batch, "overview": selectors.batch_overview(batch=batch), "can_retry": _can_retry(request.user, batch)}
     template = "submissions/_batch_live.html" if request.htmx else "submissions/batch.html"
     return render(request, template, context)
 
@@ -79,9 +82,17 @@ def batch_detail(request, pk: int):
 @require_POST
 def retry_failed(request, pk: int):
     batch = selectors.get_visible_batch(user=request.user, pk=pk)
+    if not _can_retry(request.user, batch):
+        raise PermissionDenied("Only the person who made this batch, or a team admin, may retry it.")
     retried = services.retry_failed(batch=batch, user=request.user)
     if retried:
         messages.success(request, f"Sending {retried} failed jobs again, in turn within the rate limit.")
     else:
         messages.info(request, "Nothing in this batch has failed.")
     return redirect(batch)
+
+
+def _can_retry(user, batch) -> bool:
+    return user.has_perm("submissions.retry_any_job") or (
+        batch.created_by_id == user.pk and permissions.can_submit(user)
+    )

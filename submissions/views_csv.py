@@ -1,17 +1,22 @@
 """CSV import (upload, preview, send once) and CSV export of the history or of a batch."""
 
 from django.contrib import messages
+from django.contrib.auth.decorators import permission_required
 from django.http import StreamingHttpResponse
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
 from submissions import csv_io, selectors
-from submissions.models import Batch
+from submissions.forms import HistoryFilterForm
 
 PREVIEW_ERRORS_LISTED = 20
 
 
+SUBMIT = "submissions.submit_jobs"
+
+
 @require_http_methods(["GET", "POST"])
+@permission_required(SUBMIT, raise_exception=True)
 def upload(request):
     if request.method == "GET":
         form = csv_io.CsvUploadForm()
@@ -23,6 +28,7 @@ def upload(request):
 
 
 @require_http_methods(["GET", "POST"])
+@permission_required(SUBMIT, raise_exception=True)
 def preview(request, pk: int):
     upload = csv_io.get_upload(user=request.user, pk=pk)
     if request.method == "POST":  # the corrected file, uploaded from the preview itself
@@ -61,6 +67,7 @@ def _sent_before(rows) -> list[tuple[int, list]]:
 
 
 @require_POST
+@permission_required(SUBMIT, raise_exception=True)
 def send(request, pk: int):
     upload = csv_io.get_upload(user=request.user, pk=pk)
     if not request.POST.get("confirm_duplicates") and upload.used_at is None:
@@ -92,13 +99,15 @@ def send(request, pk: int):
 
 @require_http_methods(["GET"])
 def history_export(request):
-    submissions = selectors.filtered_history(user=request.user, params=request.GET)
+    filters = HistoryFilterForm(request.GET, members=selectors.members())
+    queryset, sort_field = selectors.history(user=request.user, filters=filters.applied)
+    submissions = queryset.order_by(f"-{sort_field}", "-pk")
     return _csv_response(csv_io.export_lines(submissions), csv_io.export_filename("dubdash-history"))
 
 
 @require_http_methods(["GET"])
 def batch_export(request, pk: int):
-    batch = get_object_or_404(Batch, pk=pk, created_by=request.user)
+    batch = selectors.get_visible_batch(user=request.user, pk=pk)
     submissions = batch.submissions.order_by("created_at", "pk")
     return _csv_response(csv_io.export_lines(submissions), csv_io.export_filename(f"dubdash-batch-{batch.pk}"))
 

@@ -1,5 +1,6 @@
 """Submitting local files (generate-with-media). Thin: the form checks, services save and send."""
 
+from django.contrib.auth.decorators import permission_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods
@@ -14,6 +15,7 @@ SEND_IN_REQUEST_MAX_BYTES = 20 * 1024 * 1024
 
 
 @require_http_methods(["GET", "POST"])
+@permission_required("submissions.submit_jobs", raise_exception=True)
 def upload(request: HttpRequest) -> HttpResponse:
     if request.method == "GET":
         return render(request, TEMPLATE, {"form": uploads.UploadForm()})

@@ -1,10 +1,12 @@
 import os
+import re
 
 import pytest
 
 # Playwright's sync API runs an event loop in the test thread; Django's ORM must still be usable there.
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
+from submissions import roles  # noqa: E402
 from submissions.sandbox import SandboxServer  # noqa: E402
 
 CHROMIUM_PATH = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
@@ -40,18 +42,38 @@ def sandbox(sandbox_server, settings):
 
 @pytest.fixture
 def user(django_user_model):
-    return django_user_model.objects.create_user(username="maria", password="dubbing-all-day")
+    """A producer: the Submitter role."""
+    maria = django_user_model.objects.create_user(username="maria", password="dubbing-all-day")
+    roles.assign(maria, roles.SUBMITTER)
+    return maria
 
 
 @pytest.fixture
 def other_user(django_user_model):
-    return django_user_model.objects.create_user(username="kenji", password="dubbing-all-night")
+    kenji = django_user_model.objects.create_user(username="kenji", password="dubbing-all-night")
+    roles.assign(kenji, roles.SUBMITTER)
+    return kenji
 
 
 @pytest.fixture
 def logged_in(client, user):
     client.force_login(user)
     return client
+
+
+@pytest.fixture
+def logged_in_page(page, live_server, django_user_model):
+    """A real Chromium page, logged in as a producer (the Submitter role)."""
+    from playwright.sync_api import expect
+
+    roles.assign(django_user_model.objects.create_user("maria", password="dubbing-all-day"), roles.SUBMITTER)
+    page.goto(live_server.url + "/")
+    expect(page).to_have_url(re.compile(r"/login/\?next=/$"))
+    page.get_by_label("Username").fill("maria")
+    page.get_by_label("Password").fill("dubbing-all-day")
+    page.get_by_role("button", name="Log in").click()
+    expect(page.get_by_role("heading", name="My submissions")).to_be_visible()
+    return page
 
 
 @pytest.fixture(scope="session")

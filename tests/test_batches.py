@@ -103,13 +103,17 @@ def test_rows_can_be_added_and_removed_without_javascript(logged_in):
     assert "episode-4-de.wav" not in removed and "episode-4-es.wav" in removed
 
 
-def test_batch_pages_are_the_owners(client, user, other_user, sandbox):
+def test_teammates_see_a_batch_but_only_its_owner_retries_it(client, user, other_user, django_user_model, sandbox):
     client.force_login(user)
     client.post(NEW_BATCH, batch_post(["de"]))
     batch = Batch.objects.get()
+    Submission.objects.update(state=State.FAILED)
     client.force_login(other_user)
+    page = client.get(batch.get_absolute_url())
+    assert page.status_code == 200 and "Retry the failed ones" not in page.content.decode()
+    assert client.post(reverse("submissions:batch_retry_failed", args=[batch.pk])).status_code == 403
+    client.force_login(django_user_model.objects.create_user(username="no-role"))
     assert client.get(batch.get_absolute_url()).status_code == 404
-    assert client.post(reverse("submissions:batch_retry_failed", args=[batch.pk])).status_code == 404
 
 
 def test_history_filters_by_batch_id_and_name(logged_in, user, sandbox):

@@ -24,18 +24,6 @@ def make_all_due():
     Submission.objects.update(next_poll_at=timezone.now())
 
 
-@pytest.fixture
-def logged_in_page(page: Page, live_server, django_user_model) -> Page:
-    django_user_model.objects.create_user("maria", password="dubbing-all-day")
-    page.goto(live_server.url + "/")
-    expect(page).to_have_url(re.compile(r"/login/\?next=/$"))
-    page.get_by_label("Username").fill("maria")
-    page.get_by_label("Password").fill("dubbing-all-day")
-    page.get_by_role("button", name="Log in").click()
-    expect(page.get_by_role("heading", name="My submissions")).to_be_visible()
-    return page
-
-
 def test_submit_the_samples_and_find_the_job_in_the_history(logged_in_page: Page, sandbox):
     page = logged_in_page
     expect(page.get_by_text("Sandbox mode.")).to_be_visible()

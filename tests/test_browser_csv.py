@@ -20,17 +20,6 @@ def rows(video_on_line_3: str) -> str:
     )
 
 
-@pytest.fixture
-def logged_in_page(page: Page, live_server, django_user_model) -> Page:
-    django_user_model.objects.create_user("maria", password="dubbing-all-day")
-    page.goto(live_server.url + "/login/")
-    page.get_by_label("Username").fill("maria")
-    page.get_by_label("Password").fill("dubbing-all-day")
-    page.get_by_role("button", name="Log in").click()
-    expect(page.get_by_role("heading", name="My submissions")).to_be_visible()
-    return page
-
-
 def test_a_bad_row_is_explained_then_the_corrected_file_is_sent(logged_in_page: Page, live_server, sandbox, tmp_path):
     from submissions.models import Batch
 

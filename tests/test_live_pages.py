@@ -36,11 +36,12 @@ def test_history_rows_poll_while_something_is_in_flight(logged_in, user, sandbox
     assert "hx-trigger" not in finished and "Completed" in finished
 
 
-def test_history_polling_keeps_the_page_number(logged_in, user):
+def test_history_polling_keeps_the_page_and_the_filters(logged_in, user):
     for _ in range(51):
         make_submission(user, state=State.QUEUED, request_id=None)
-    page_two = logged_in.get(reverse("submissions:history") + "?page=2").content.decode()
-    assert 'hx-get="/?page=2"' in page_two
+    url = reverse("submissions:history") + "?state=queued&after=2999-01-01T00%3A00%3A00%2B00%3A00_1"
+    page = logged_in.get(url).content.decode()
+    assert 'hx-get="/?state=queued&amp;after=2999-01-01T00%3A00%3A00%2B00%3A00_1"' in page
 
 
 def test_detail_polls_while_in_flight_and_stops_when_finished(logged_in, user, sandbox):
@@ -118,11 +119,13 @@ def test_refresh_now_marks_a_vanished_job_missing(logged_in, user, sandbox):
     assert "Not found at Chamelaion." in page
 
 
-def test_refresh_is_post_only_and_owner_only(client, user, other_user, sandbox):
+def test_refresh_is_post_only_and_for_those_who_can_see_the_job(client, user, other_user, django_user_model, sandbox):
     job = sent_job(sandbox, user)
     client.force_login(user)
     assert client.get(reverse("submissions:refresh", args=[job.pk])).status_code == 405
-    client.force_login(other_user)
+    client.force_login(other_user)  # a teammate may ask for fresh news: it changes nothing
+    assert client.post(reverse("submissions:refresh", args=[job.pk])).status_code == 302
+    client.force_login(django_user_model.objects.create_user(username="no-role"))
     assert client.post(reverse("submissions:refresh", args=[job.pk])).status_code == 404
 
 

@@ -314,21 +314,43 @@ def test_a_send_in_progress_cannot_be_sent_again(logged_in, user, sandbox):
     assert sandbox.jobs() == []
 
 
-def test_other_peoples_submissions_are_not_visible_or_resendable(client, user, other_user, sandbox):
+def test_teammates_see_each_others_jobs_but_only_the_owner_sends_them_again(client, user, other_user, sandbox):
     client.force_login(user)
     sandbox.faults.script = ["400"]
     post_form(client)
     mine = only_submission()
 
     client.force_login(other_user)
-    assert client.get(mine.get_absolute_url()).status_code == 404
-    assert client.post(reverse("submissions:send_again", args=[mine.pk])).status_code == 404
-    assert VALID["title"] not in client.get(reverse("submissions:history")).content.decode()
+    page = client.get(mine.get_absolute_url())
+    assert page.status_code == 200
+    assert "Only maria or a team admin can send it again." in page.content.decode()
+    assert 'action="/submissions/%d/send-again/"' % mine.pk not in page.content.decode()
+    assert client.post(reverse("submissions:send_again", args=[mine.pk])).status_code == 403
+    assert VALID["title"] not in client.get(reverse("submissions:history")).content.decode()  # "Mine"
+    assert VALID["title"] in client.get(reverse("submissions:history"), {"scope": "team"}).content.decode()
     # Naming someone else's submission in the form makes a new one of your own, never resends theirs.
-    post_form(client, resubmit=mine.pk, title="kenji's own")
+    post_form(client, resubmit=mine.pk, title="kenji's own", confirm_duplicate="1")
     mine.refresh_from_db()
     assert mine.state == Submission.State.SEND_FAILED and mine.send_attempts == 1
     assert Submission.objects.filter(created_by=other_user, title="kenji's own").exists()
+
+
+def test_without_a_role_nobody_else_s_jobs_are_visible(client, user, django_user_model, sandbox):
+    mine = make_submission(user, title="Maria's job")
+    newcomer = django_user_model.objects.create_user(username="newcomer", password="x")
+    client.force_login(newcomer)
+    assert client.get(mine.get_absolute_url()).status_code == 404
+    assert client.get(reverse("submissions:new")).status_code == 403
+    assert "Maria's job" not in client.get(reverse("submissions:history"), {"scope": "team"}).content.decode()
+
+
+def link(page: str, text: str) -> str:
+    import html
+    import re
+
+    match = re.search(r'<a href="([^"]+)">' + re.escape(text) + "</a>", page)
+    assert match, f"no link {text!r}"
+    return reverse("submissions:history") + html.unescape(match.group(1))
 
 
 def test_history_is_own_newest_first_and_paginated_by_50(logged_in, user, other_user):
@@ -336,11 +358,13 @@ def test_history_is_own_newest_first_and_paginated_by_50(logged_in, user, other_
         make_submission(user, title=f"Mine {n:02d}")
     make_submission(other_user, title="Theirs")
     first = logged_in.get(reverse("submissions:history")).content.decode()
-    second = logged_in.get(reverse("submissions:history") + "?page=2").content.decode()
-    assert first.count('class="badge') == 50 and second.count('class="badge') == 1
-    assert first.index("Mine 50") < first.index("Mine 49")
-    assert "Mine 00" in second and "Theirs" not in first + second
-    assert "Page 1 of 2 (51 submissions)" in first
+    assert first.count('class="badge') == 50 and "← Newer" not in first
+    assert first.index("Mine 50") < first.index("Mine 49") and "Mine 00" not in first
+    second = logged_in.get(link(first, "Older →")).content.decode()
+    assert second.count('class="badge') == 1 and "Mine 00" in second and "Older →" not in second
+    assert "Theirs" not in first + second
+    back = logged_in.get(link(second, "← Newer")).content.decode()
+    assert back.count('class="badge') == 50 and "Mine 50" in back and "Mine 01" in back
 
 
 def test_history_query_count_does_not_grow_with_rows(logged_in, user):

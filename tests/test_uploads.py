@@ -296,16 +296,16 @@ def test_with_the_rate_budget_full_the_worker_sends_the_files_in_its_turn(logged
     assert stored_uploads(disk) == []
 
 
-def test_other_peoples_uploads_are_not_visible(client, user, other_user, sandbox, disk):
+def test_teammates_see_an_upload_but_only_its_owner_sends_it_again(client, user, other_user, sandbox, disk):
     client.force_login(user)
     sandbox.faults.script = ["500"]
     post_upload(client, title="Maria upload 1")
     mine = only_submission()
 
     client.force_login(other_user)
-    assert client.get(mine.get_absolute_url()).status_code == 404
-    assert client.post(reverse("submissions:send_again", args=[mine.pk])).status_code == 404
-    assert "Maria upload 1" not in client.get(reverse("submissions:history")).content.decode()
+    assert client.get(mine.get_absolute_url()).status_code == 200
+    assert client.post(reverse("submissions:send_again", args=[mine.pk])).status_code == 403
+    assert "Maria upload 1" not in client.get(reverse("submissions:history")).content.decode()  # "Mine"
 
 
 # --- The streaming encoder -----------------------------------------------------------------------------

@@ -1,0 +1,49 @@
+"""Keyset ("cursor") pagination: a page costs the same on row 50 and on row 100,000, and nothing counts
+the whole table. Cursors are the sort key and the id of the row at the page's edge."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.db.models import Q, QuerySet
+
+
+@dataclass
+class Page:
+    rows: list
+    older: str  # cursor for the next page in the sort order ("" at the end)
+    newer: str  # cursor for the previous page ("" on the first page)
+
+
+def keyset_page(queryset: QuerySet, *, field: str, size: int, after: str = "", before: str = "") -> Page:
+    """Rows sorted by `field` descending, then id descending; `after`/`before` come from an earlier Page."""
+    going_back = bool(before) and not after
+    cursor = _decode(before if going_back else after)
+    if cursor is not None:
+        value, pk = cursor
+        if going_back:
+            queryset = queryset.filter(Q(**{f"{field}__gt": value}) | Q(**{field: value, "pk__gt": pk}))
+        else:
+            queryset = queryset.filter(Q(**{f"{field}__lt": value}) | Q(**{field: value, "pk__lt": pk}))
+    order = [field, "pk"] if going_back else [f"-{field}", "-pk"]
+    rows = list(queryset.order_by(*order)[: size + 1])
+    more = len(rows) > size
+    rows = rows[:size]
+    if going_back:
+        rows.reverse()
+        return Page(rows, older=_encode(rows[-1], field) if rows else "", newer=_encode(rows[0], field) if more else "")
+    return Page(rows, older=_encode(rows[-1], field) if more else "", newer=_encode(rows[0], field) if cursor and rows else "")
+
+
+def _encode(row, field: str) -> str:
+    return f"{getattr(row, field).isoformat()}_{row.pk}"
+
+
+def _decode(cursor: str) -> tuple[datetime, int] | None:
+    """A cursor from the query string; anything malformed just means the first page."""
+    value, _, pk = cursor.rpartition("_")
+    try:
+        return datetime.fromisoformat(value), int(pk)
+    except ValueError:
+        return None
