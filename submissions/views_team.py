@@ -1,0 +1,64 @@
+"""Team pages for team admins: members (roles and monthly limits) and usage."""
+
+from django.contrib import messages
+from django.contrib.auth import get_user_model
+from django.contrib.auth.decorators import permission_required
+from django.db.models import Count
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_http_methods, require_POST
+
+from submissions import limits, team, usage
+from submissions.forms import MemberForm
+from submissions.models import Submission
+
+USAGE_PERIODS = {7: "7 days", 30: "30 days", 90: "90 days", 365: "a year"}
+
+
+@require_http_methods(["GET"])
+@permission_required("submissions.manage_members", raise_exception=True)
+def members(request):
+    people = list(get_user_model().objects.filter(is_active=True).select_related("monthly_limit").prefetch_related("groups").order_by("username"))
+    used = dict(
+        Submission.objects.filter(created_at__gte=limits.month_start())
+        .exclude(state__in=limits.NOT_COUNTED)
+        .values_list("created_by")
+        .annotate(n=Count("id"))
+    )
+    rows = []
+    for person in people:
+        limit = getattr(person, "monthly_limit", None)
+        form = MemberForm(
+            initial={"role": team.role_of(person), "jobs_per_month": limit.jobs_per_month if limit else None},
+            prefix=f"member-{person.pk}",
+        )
+        rows.append({"person": person, "form": form, "used": used.get(person.pk, 0)})
+    return render(request, "submissions/team_members.html", {"rows": rows})
+
+
+@require_POST
+@permission_required("submissions.manage_members", raise_exception=True)
+def update_member(request, pk: int):
+    member = get_object_or_404(get_user_model(), pk=pk, is_active=True)
+    if member.is_superuser:
+        messages.error(request, f"{member.get_username()} is a superuser: change them in the admin.")
+        return redirect("submissions:team_members")
+    form = MemberForm(request.POST, prefix=f"member-{member.pk}")
+    if not form.is_valid():
+        problems = "; ".join(f"{form.fields[name].label}: {' '.join(errors)}" for name, errors in form.errors.items())
+        messages.error(request, f"Nothing changed for {member.get_username()}. {problems}")
+        return redirect("submissions:team_members")
+    team.update_member(member=member, role=form.cleaned_data["role"], jobs_per_month=form.cleaned_data["jobs_per_month"])
+    messages.success(request, f"Saved {member.get_username()}.")
+    return redirect("submissions:team_members")
+
+
+@require_http_methods(["GET"])
+@permission_required("submissions.view_usage", raise_exception=True)
+def usage_page(request):
+    try:
+        days = int(request.GET.get("days", 30))
+    except ValueError:
+        days = 30
+    days = days if days in USAGE_PERIODS else 30
+    context = {"days": days, "periods": USAGE_PERIODS, "usage": usage.usage(since=usage.period_start(days))}
+    return render(request, "submissions/team_usage.html", context)

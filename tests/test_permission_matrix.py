@@ -1,0 +1,112 @@
+"""Every role against every view and method: what each may do is checked on the server, and a
+forbidden request changes nothing.
+
+Roles: anonymous, no role, Viewer, the Submitter who owns the objects, another Submitter, Team admin,
+superuser. Allowed requests answer 200 (or 302 after acting); forbidden ones 403, or 404 where the
+object itself must stay hidden; anonymous visitors are sent to the login page."""
+
+import pytest
+from django.urls import reverse
+
+from submissions import roles
+from submissions.models import Batch, CsvUpload, Submission
+from tests.factories import make_submission
+
+pytestmark = pytest.mark.django_db
+ACTORS = ["anonymous", "no_role", "viewer", "owner", "other_submitter", "team_admin", "superuser"]
+LOGIN = "login"
+
+#                          anonymous no_role viewer owner other team_admin superuser
+MATRIX = {
+    ("history", "GET"):        (LOGIN, 200, 200, 200, 200, 200, 200),
+    ("team_history", "GET"):   (LOGIN, 200, 200, 200, 200, 200, 200),
+    ("new", "GET"):            (LOGIN, 403, 403, 200, 200, 200, 200),
+    ("new", "POST"):           (LOGIN, 403, 403, 200, 200, 200, 200),
+    ("new_batch", "GET"):      (LOGIN, 403, 403, 200, 200, 200, 200),
+    ("new_batch", "POST"):     (LOGIN, 403, 403, 200, 200, 200, 200),
+    ("csv_upload", "GET"):     (LOGIN, 403, 403, 200, 200, 200, 200),
+    ("csv_upload", "POST"):    (LOGIN, 403, 403, 200, 200, 200, 200),
+    ("csv_preview", "GET"):    (LOGIN, 403, 403, 200, 404, 404, 404),
+    ("upload", "GET"):         (LOGIN, 403, 403, 200, 200, 200, 200),
+    ("upload", "POST"):        (LOGIN, 403, 403, 200, 200, 200, 200),
+    ("detail", "GET"):         (LOGIN, 404, 200, 200, 200, 200, 200),
+    ("send_again", "POST"):    (LOGIN, 404, 403, 302, 403, 302, 302),
+    ("refresh", "POST"):       (LOGIN, 404, 302, 302, 302, 302, 302),
+    ("batch", "GET"):          (LOGIN, 404, 200, 200, 200, 200, 200),
+    ("retry_failed", "POST"):  (LOGIN, 404, 403, 302, 403, 302, 302),
+    ("history_export", "GET"): (LOGIN, 200, 200, 200, 200, 200, 200),
+    ("batch_export", "GET"):   (LOGIN, 404, 200, 200, 200, 200, 200),
+    ("team_members", "GET"):   (LOGIN, 403, 403, 403, 403, 200, 200),
+    ("member_update", "POST"): (LOGIN, 403, 403, 403, 403, 302, 302),
+    ("team_usage", "GET"):     (LOGIN, 403, 403, 403, 403, 200, 200),
+}
+
+
+@pytest.fixture
+def world(django_user_model, sandbox):
+    people = {}
+    for name, role in [("no_role", None), ("viewer", roles.VIEWER), ("owner", roles.SUBMITTER),
+                       ("other_submitter", roles.SUBMITTER), ("team_admin", roles.TEAM_ADMIN)]:
+        people[name] = django_user_model.objects.create_user(username=name, password="x")
+        if role:
+            roles.assign(people[name], role)
+    people["superuser"] = django_user_model.objects.create_superuser(username="root", password="x")
+    owner = people["owner"]
+    batch = Batch.objects.create(name="Episode 1", created_by=owner)
+    failed = make_submission(owner, batch=batch, state=Submission.State.SEND_FAILED, last_error="x")
+    upload = CsvUpload.objects.create(created_by=owner, filename="a.csv", content="video_url,audio_url\n", batch_name="A")
+    urls = {
+        "history": reverse("submissions:history"),
+        "team_history": reverse("submissions:history") + "?scope=team",
+        "new": reverse("submissions:new"),
+        "new_batch": reverse("submissions:new_batch"),
+        "csv_upload": reverse("submissions:csv_upload"),
+        "csv_preview": reverse("submissions:csv_preview", args=[upload.pk]),
+        "upload": reverse("submissions:upload"),
+        "detail": failed.get_absolute_url(),
+        "send_again": reverse("submissions:send_again", args=[failed.pk]),
+        "refresh": reverse("submissions:refresh", args=[failed.pk]),
+        "batch": batch.get_absolute_url(),
+        "retry_failed": reverse("submissions:batch_retry_failed", args=[batch.pk]),
+        "history_export": reverse("submissions:history_export"),
+        "batch_export": reverse("submissions:batch_export", args=[batch.pk]),
+        "team_members": reverse("submissions:team_members"),
+        "member_update": reverse("submissions:team_member_update", args=[owner.pk]),
+        "team_usage": reverse("submissions:team_usage"),
+    }
+    return people, urls, failed
+
+
+@pytest.mark.parametrize(("view", "method"), list(MATRIX))
+@pytest.mark.parametrize("actor", ACTORS)
+def test_the_permission_matrix(client, world, actor, view, method):
+    people, urls, failed = world
+    if actor != "anonymous":
+        client.force_login(people[actor])
+    before = Submission.objects.count(), Batch.objects.count(), failed.send_attempts
+    response = client.get(urls[view]) if method == "GET" else client.post(urls[view], {})
+    expected = MATRIX[(view, method)][ACTORS.index(actor)]
+
+    if expected == LOGIN:
+        assert response.status_code == 302 and response["Location"].startswith(reverse("login"))
+    else:
+        assert response.status_code == expected, f"{actor} {method} {view}"
+    if method == "POST" and expected in (LOGIN, 403, 404):
+        failed.refresh_from_db()
+        assert (Submission.objects.count(), Batch.objects.count(), failed.send_attempts) == before  # nothing changed
+
+
+@pytest.mark.parametrize("actor", ACTORS[1:])
+def test_buttons_a_user_may_not_use_are_not_shown(client, world, actor):
+    people, urls, failed = world
+    client.force_login(people[actor])
+    nav = client.get(urls["history"]).content.decode()
+    may_submit = actor in ("owner", "other_submitter", "team_admin", "superuser")
+    assert (urls["new"] in nav) is may_submit
+    assert (urls["team_members"] in nav) is (actor in ("team_admin", "superuser"))
+    assert (urls["team_usage"] in nav) is (actor in ("team_admin", "superuser"))
+    if actor != "no_role":
+        detail = client.get(urls["detail"]).content.decode()
+        assert (f'action="{urls["send_again"]}"' in detail) is (actor in ("owner", "team_admin", "superuser"))
+        batch = client.get(urls["batch"]).content.decode()
+        assert (f'action="{urls["retry_failed"]}"' in batch) is (actor in ("owner", "team_admin", "superuser"))

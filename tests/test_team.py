@@ -1,0 +1,92 @@
+"""Team admins: members' roles and monthly limits, and the usage page."""
+
+from datetime import timedelta
+
+import pytest
+from django.urls import reverse
+from django.utils import timezone
+
+from submissions import roles
+from submissions.models import Batch, MonthlyLimit, Submission
+from tests.factories import make_submission
+
+pytestmark = pytest.mark.django_db
+State = Submission.State
+
+
+@pytest.fixture
+def team_admin(django_user_model):
+    boss = django_user_model.objects.create_user(username="ana", password="x")
+    roles.assign(boss, roles.TEAM_ADMIN)
+    return boss
+
+
+def test_a_member_at_the_monthly_limit_is_told_before_anything_is_sent(logged_in, user, sandbox):
+    MonthlyLimit.objects.create(user=user, jobs_per_month=2)
+    make_submission(user)
+    make_submission(user, state=State.SEND_FAILED)  # never reached Chamelaion: does not count
+    make_submission(user, created_at=timezone.now() - timedelta(days=40))  # last month
+    form = {"video_url": "https://cdn.example.com/a.mp4", "audio_url": "https://cdn.example.com/a.wav", "title": "One more"}
+    assert logged_in.post(reverse("submissions:new"), form).status_code == 302
+    page = logged_in.post(reverse("submissions:new"), {**form, "title": "Too many", "confirm_duplicate": "1"})
+    html = page.content.decode()
+    assert "Monthly limit reached: you have used 2 of your 2 jobs this month." in html
+    assert 'value="Too many"' in html and not Submission.objects.filter(title="Too many").exists()
+    assert len(sandbox.jobs()) == 1
+
+
+def test_a_batch_over_the_limit_sends_nothing(logged_in, user, sandbox):
+    MonthlyLimit.objects.create(user=user, jobs_per_month=2)
+    data = {"name": "Ep", "video_url": "https://cdn.example.com/ep.mp4", "rows-TOTAL_FORMS": "3",
+            "rows-INITIAL_FORMS": "0", "rows-MIN_NUM_FORMS": "1", "rows-MAX_NUM_FORMS": "100"}
+    for n, language in enumerate(["de", "fr", "es"]):
+        data[f"rows-{n}-target_language"] = language
+        data[f"rows-{n}-audio_url"] = f"https://cdn.example.com/ep-{language}.wav"
+    html = logged_in.post(reverse("submissions:new_batch"), data).content.decode()
+    assert "used 0 of your 2 jobs this month and this asks for 3 more" in html
+    assert not Batch.objects.exists() and sandbox.jobs() == []
+
+
+def test_team_admin_sets_roles_and_limits(client, team_admin, user):
+    client.force_login(team_admin)
+    page = client.get(reverse("submissions:team_members")).content.decode()
+    assert "maria" in page and "ana" in page
+    response = client.post(
+        reverse("submissions:team_member_update", args=[user.pk]),
+        {f"member-{user.pk}-role": "Viewer", f"member-{user.pk}-jobs_per_month": "40"},
+        follow=True,
+    )
+    assert "Saved maria." in response.content.decode()
+    user = type(user).objects.get(pk=user.pk)
+    assert [g.name for g in user.groups.all()] == ["Viewer"] and not user.has_perm("submissions.submit_jobs")
+    assert user.monthly_limit.jobs_per_month == 40
+    client.post(reverse("submissions:team_member_update", args=[user.pk]),
+                {f"member-{user.pk}-role": "Submitter", f"member-{user.pk}-jobs_per_month": ""})
+    assert not MonthlyLimit.objects.filter(user=user).exists()
+    bad = client.post(reverse("submissions:team_member_update", args=[user.pk]),
+                      {f"member-{user.pk}-role": "Owner", f"member-{user.pk}-jobs_per_month": "-1"}, follow=True)
+    assert "Nothing changed for maria." in bad.content.decode()
+
+
+def test_usage_per_member_language_and_week(client, team_admin, user, other_user):
+    now = timezone.now()
+    for n in range(3):
+        make_submission(user, target_language="de", state=State.COMPLETED, created_at=now - timedelta(minutes=10),
+                        finished_at=now - timedelta(minutes=10) + timedelta(seconds=60 * (n + 1)))
+    make_submission(other_user, target_language="fr", state=State.FAILED)
+    make_submission(other_user, target_language="fr", created_at=now - timedelta(days=100))  # outside 30 days
+    client.force_login(team_admin)
+    page = client.get(reverse("submissions:team_usage")).content.decode()
+    assert "Per member" in page and "Per language" in page and "Per week" in page
+    assert "<th scope=\"row\">maria</th><td>3</td><td>3</td><td>0</td><td>2 min 0 s</td>" in page
+    assert "<th scope=\"row\">kenji</th><td>1</td><td>0</td><td>1</td><td>—</td>" in page
+    assert "<th scope=\"row\">German</th><td>3</td>" in page and "<th scope=\"row\">French</th><td>1</td>" in page
+    year = client.get(reverse("submissions:team_usage"), {"days": "365"}).content.decode()
+    assert "<th scope=\"row\">French</th><td>2</td>" in year
+
+
+def test_team_pages_need_their_permissions(client, user):
+    client.force_login(user)
+    assert client.get(reverse("submissions:team_members")).status_code == 403
+    assert client.get(reverse("submissions:team_usage")).status_code == 403
+    assert client.post(reverse("submissions:team_member_update", args=[user.pk]), {}).status_code == 403
