@@ -126,3 +126,14 @@ class HistoryFilterForm(forms.Form):
         """The valid filters only: one bad field does not throw the others away."""
         self.is_valid()
         return {name: value for name, value in getattr(self, "cleaned_data", {}).items() if value not in (None, "")}
+
+
+class MemberForm(forms.Form):
+    role = forms.ChoiceField(
+        label="Role",
+        required=False,
+        choices=[("", "No role (cannot see or send anything)"), ("Viewer", "Viewer"), ("Submitter", "Submitter"), ("Team admin", "Team admin")],
+    )
+    jobs_per_month = forms.IntegerField(
+        label="Monthly job limit", required=False, min_value=1, max_value=1_000_000, help_text="Blank: no limit."
+    )

@@ -58,6 +58,8 @@ class Submission(models.Model):
         COMPLETED = "completed", "Completed"
         FAILED = "failed", "Failed"
         MISSING = "missing", "Not found at Chamelaion"
+        # Withdrawn while still waiting to send: never sent, so nothing exists (or is paid for) upstream.
+        CANCELLED = "cancelled", "Cancelled"
 
     UPSTREAM_IN_FLIGHT = (State.QUEUED, State.PROCESSING, State.IN_FLIGHT)
 
@@ -207,6 +209,11 @@ class Submission(models.Model):
     def can_send_again(self) -> bool:
         return self.state == self.State.SEND_FAILED or self.is_stuck_sending
 
+    @property
+    def can_cancel(self) -> bool:
+        """Only while waiting to send, and only if no earlier attempt may have reached Chamelaion."""
+        return self.state == self.State.PENDING and self.request_id is None and not self.send_outcome_unknown
+
 
 class Problem(models.Model):
     """Something only an administrator can fix, shown to staff on every page until it is resolved."""
@@ -281,3 +288,51 @@ class CsvUpload(models.Model):
 
     def get_absolute_url(self) -> str:
         return reverse("submissions:csv_preview", args=[self.pk])
+
+
+class MonthlyLimit(models.Model):
+    """A member's optional cap on jobs per calendar month, set by a team admin."""
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="monthly_limit")
+    jobs_per_month = models.PositiveIntegerField()
+
+    def __str__(self) -> str:
+        return f"{self.user}: {self.jobs_per_month} jobs a month"
+
+
+class Activity(models.Model):
+    """Who did what to which job or batch: the team's trail of submits, retries, cancels and imports.
+    Changes made in Django admin are in admin's own LogEntry too; this trail notes them as "changed".
+    `details` is a short plain summary, never a secret (no API keys, no tokens)."""
+
+    class Verb(models.TextChoices):
+        SUBMITTED = "submitted", "Submitted"
+        SENT_AGAIN = "sent_again", "Sent again"
+        RETRIED = "retried", "Retried"
+        CANCELLED = "cancelled", "Cancelled"
+        IMPORTED = "imported", "Imported"
+        REFRESHED = "refreshed", "Refreshed"
+        CHANGED = "changed", "Changed"
+
+    DETAILS_MAX_LENGTH = 500
+
+    at = models.DateTimeField(default=timezone.now, db_index=True)
+    # Null: done by DubDash itself (the worker, a management command) or by a user since deleted.
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="activities"
+    )
+    verb = models.CharField(max_length=20, choices=Verb.choices)
+    submission = models.ForeignKey(
+        Submission, on_delete=models.SET_NULL, null=True, blank=True, related_name="activities"
+    )
+    batch = models.ForeignKey(Batch, on_delete=models.SET_NULL, null=True, blank=True, related_name="activities")
+    details = models.CharField(max_length=DETAILS_MAX_LENGTH, blank=True)
+
+    class Meta:
+        ordering = ["-at", "-id"]
+        verbose_name_plural = "activities"
+        indexes = [models.Index(fields=["submission", "-at"], name="activity_submission_recent")]
+
+    def __str__(self) -> str:
+        who = self.actor.get_username() if self.actor_id else "DubDash"
+        return f"{who} {self.get_verb_display().lower()}"

@@ -25,7 +25,7 @@ from django.db.models import F, Q
 from django.db.models.functions import Coalesce
 from django.utils import timezone, formats
 
-from submissions import chamelaion, ratelimit
+from submissions import chamelaion, limits, ratelimit
 from submissions.models import Batch, Problem, Submission, inputs_fingerprint, settle_time, stuck_sending_time
 
 logger = logging.getLogger(__name__)
@@ -71,6 +71,8 @@ def create_submission(
 ) -> Submission:
     try:
         with transaction.atomic():
+            if user is not None:
+                limits.check_monthly_limit(user=user, adding=1)
             return Submission.objects.create(
                 created_by=user,
                 video_url=video_url,
@@ -106,6 +108,7 @@ def save_batch(*, user: Any, name: str, rows: list[dict[str, Any]]) -> tuple[Bat
     now = timezone.now()
     try:
         with transaction.atomic():
+            limits.check_monthly_limit(user=user, adding=len(rows))
             batch = Batch.objects.create(name=name, created_by=user, created_at=now)
             submissions = Submission.objects.bulk_create(
                 Submission(
@@ -492,10 +495,13 @@ def create_upload_submission(*, user: Any, video: Any, audio: Any, **fields: Any
     create_submission fields other than the URLs."""
     reference_id = fields.pop("reference_id", "")
     submission = Submission(created_by=user, reference_id=reference_id or new_reference_id(), **fields)
+    with transaction.atomic():  # refuse before storing hundreds of megabytes
+        limits.check_monthly_limit(user=user, adding=1)
     try:
         submission.video_upload.save(video.name, video, save=False)
         submission.audio_upload.save(audio.name, audio, save=False)
         with transaction.atomic():
+            limits.check_monthly_limit(user=user, adding=1)
             submission.save(force_insert=True)
     except BaseException as exc:
         for stored in (submission.video_upload, submission.audio_upload):

@@ -1,6 +1,6 @@
 from django.urls import include, path
 
-from submissions import views, views_batches
+from submissions import views, views_batches, views_team
 
 app_name = "submissions"
 urlpatterns = [
@@ -12,6 +12,9 @@ urlpatterns = [
     path("batches/new/", views_batches.new_batch, name="new_batch"),
     path("batches/<int:pk>/", views_batches.batch_detail, name="batch"),
     path("batches/<int:pk>/retry-failed/", views_batches.retry_failed, name="batch_retry_failed"),
+    path("team/members/", views_team.members, name="team_members"),
+    path("team/members/<int:pk>/", views_team.update_member, name="team_member_update"),
+    path("team/usage/", views_team.usage_page, name="team_usage"),
     path("", include("submissions.urls_csv")),
     path("", include("submissions.urls_uploads")),
 ]

@@ -4,7 +4,7 @@ from django.core.exceptions import PermissionDenied
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
-from submissions import paging, permissions, selectors, services, tracking
+from submissions import limits, paging, permissions, selectors, services, tracking
 from submissions.chamelaion import sandbox_sample_urls
 from submissions.forms import HistoryFilterForm, SubmissionForm
 from submissions.models import Submission
@@ -66,6 +66,8 @@ def new_submission(request):
                 submission = services.submit(user=request.user, **form.cleaned_data)
         except services.ReferenceIdTaken:
             form.add_error("reference_id", "Another submission already uses this reference id. Choose another one.")
+        except limits.MonthlyLimitReached as exc:
+            form.add_error(None, str(exc))
         else:
             if submission.state != Submission.State.SEND_FAILED:
                 tell_outcome(request, submission)

@@ -6,7 +6,7 @@ from django.core.exceptions import PermissionDenied
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
-from submissions import permissions, selectors, services
+from submissions import limits, permissions, selectors, services
 from submissions.forms import BatchForm, BatchRowFormSet
 
 ROWS = "rows"
@@ -28,7 +28,11 @@ def new_batch(request):
         duplicates = _earlier_duplicates(jobs)
         if duplicates:
             return _render_new(request, form, rows, duplicates=duplicates)
-    batch = services.create_batch(user=request.user, name=form.cleaned_data["name"], rows=jobs)
+    try:
+        batch = services.create_batch(user=request.user, name=form.cleaned_data["name"], rows=jobs)
+    except limits.MonthlyLimitReached as exc:
+        form.add_error(None, str(exc))
+        return _render_new(request, form, rows)
     messages.success(request, f"Batch saved: {len(jobs)} jobs. They are sent in turn within the rate limit.")
     return redirect(batch)
 

@@ -6,7 +6,7 @@ from django.http import StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
-from submissions import csv_io, selectors
+from submissions import csv_io, limits, selectors
 from submissions.forms import HistoryFilterForm
 
 PREVIEW_ERRORS_LISTED = 20
@@ -83,7 +83,7 @@ def send(request, pk: int):
     except csv_io.AlreadySent as exc:
         messages.info(request, "This file was already sent: it is never sent twice.")
         return redirect(exc.batch or upload)
-    except csv_io.NotSendable as exc:
+    except (csv_io.NotSendable, limits.MonthlyLimitReached) as exc:
         messages.error(request, str(exc))
         return redirect(upload)
     total = batch.submissions.count()

@@ -5,7 +5,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods
 
-from submissions import services, uploads
+from submissions import limits, services, uploads
 from submissions.views import tell_outcome
 
 TEMPLATE = "submissions/upload.html"
@@ -26,6 +26,8 @@ def upload(request: HttpRequest) -> HttpResponse:
     if form.is_valid():
         try:
             submission = services.create_upload_submission(user=request.user, **form.cleaned_data)
+        except limits.MonthlyLimitReached as exc:
+            form.add_error(None, str(exc))
         except services.ReferenceIdTaken:
             form.add_error("reference_id", "Another submission already uses this reference id. Choose another one.")
         else:
