@@ -8,22 +8,34 @@ table and the exit code are shared.
 
 The benchmarks run in a throw-away database (a temporary SQLite file, or, when the caller set
 DATABASE_URL, e.g. `scripts/with-postgres .venv/bin/python bench/run.py`, a scratch database created
-next to it and dropped afterwards) and against an in-process sandbox, never against the real API.
+next to it and dropped afterwards) and against an in-process sandbox, never against the real API. The
+outbox benchmarks also start real `manage.py run_worker` processes on that scratch database.
+
+`bench/run.py drain chaos` runs only the benchmarks whose name contains one of the words.
 """
 
 from __future__ import annotations
 
 import atexit
+import secrets
+import logging
 import os
+import random
 import shutil
+import signal
+import subprocess
 import sys
 import tempfile
+import threading
 import time
+import traceback
+from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
+from urllib.parse import quote
 
 ROOT = Path(__file__).resolve().parent.parent
 TMP_DIR = Path(tempfile.mkdtemp(prefix="dubdash-bench-"))
@@ -35,7 +47,14 @@ def configure_environment() -> None:
     a benchmark must never send thousands of calls to the real, paid API."""
     sys.path.insert(0, str(ROOT))  # run as a script, bench/ is on the path but the project is not
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "dubdash.settings")
-    os.environ.setdefault("DEBUG", "true")
+    # Production-like: DEBUG off (cached templates, no query log), so page timings mean something.
+    # Plain HTTP in-process, so the HTTPS-only switches are off.
+    os.environ.setdefault("DEBUG", "false")
+    os.environ.setdefault("SECRET_KEY", secrets.token_urlsafe(50))
+    for name in ("SECURE_SSL_REDIRECT", "SESSION_COOKIE_SECURE", "CSRF_COOKIE_SECURE"):
+        os.environ.setdefault(name, "false")
+    os.environ.setdefault("SECURE_HSTS_SECONDS", "0")
+    os.environ.setdefault("ALLOWED_HOSTS", "testserver,127.0.0.1,localhost")
     os.environ.setdefault("DATABASE_URL", f"sqlite:///{TMP_DIR / 'bench.sqlite3'}")
     os.environ.setdefault("LOG_LEVEL", "WARNING")  # the table is the output, not the worker's log lines
     os.environ["CHAMELAION_API_KEY"] = ""  # sandbox mode
@@ -50,12 +69,14 @@ django.setup()
 from django.conf import settings  # noqa: E402
 from django.contrib.auth import get_user_model  # noqa: E402
 from django.db import connection  # noqa: E402
-from django.test.utils import CaptureQueriesContext  # noqa: E402
+from django.db.models import Count, Q  # noqa: E402
+from django.test.utils import CaptureQueriesContext, override_settings  # noqa: E402
 from django.utils import timezone  # noqa: E402
 
 from submissions import services, tracking  # noqa: E402
-from submissions.models import Submission  # noqa: E402
+from submissions.models import Batch, Submission  # noqa: E402
 from submissions.sandbox import SandboxServer  # noqa: E402
+from submissions.sandbox.server import ApiError  # noqa: E402
 
 State = Submission.State
 
@@ -186,6 +207,7 @@ def start_clean(sandbox: SandboxServer) -> None:
     """Each scenario starts from an empty account and an empty database."""
     sandbox.reset()
     Submission.objects.all().delete()
+    Batch.objects.all().delete()
     get_user_model().objects.all().delete()
 
 
@@ -282,6 +304,560 @@ def check_round(sandbox: SandboxServer, report: tracking.RoundReport, *, served:
     return matching
 
 
+# --- The deployment in miniature: worker processes, the web path, a sandbox that counts -----------------
+
+NOT_DONE = (State.PENDING, State.SENDING, State.SEND_FAILED)  # not (yet) sent, or given up
+SAMPLE_INPUTS = {"video_url": "https://cdn.example.com/episode.mp4", "audio_url": "https://cdn.example.com/episode-de.wav"}
+
+
+class CountingSandbox(SandboxServer):
+    """The sandbox, also noting when it let each generation request into its rate window, and how many
+    it refused for going over its rate limit (its status_429 counter includes the 429s injected as faults)."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.accepted_at: list[float] = []
+        self.over_limit = 0
+
+    def _take_rate_slot(self, token: str) -> None:
+        try:
+            super()._take_rate_slot(token)
+        except ApiError as error:
+            if error.status == 429:
+                with self._lock:
+                    self.over_limit += 1
+            raise
+        with self._lock:
+            self.accepted_at.append(time.monotonic())
+
+    def busiest_minute(self) -> int:
+        """The most generation requests accepted within any 60 s: what the rate limit is compared with."""
+        with self._lock:
+            times = sorted(self.accepted_at)
+        most = first = 0
+        for last, moment in enumerate(times):
+            while moment - times[first] >= 60:
+                first += 1
+            most = max(most, last - first + 1)
+        return most
+
+
+@contextmanager
+def counting_sandbox(**options) -> Iterator[CountingSandbox]:
+    sandbox = CountingSandbox(port=0, **options)
+    sandbox.start()
+    try:
+        yield sandbox
+    finally:
+        sandbox.stop()
+
+
+@contextmanager
+def quiet_logs() -> Iterator[None]:
+    """The web path logs every failed send; under chaos that is thousands of lines above the table."""
+    logger = logging.getLogger("submissions")
+    previous = logger.level
+    logger.setLevel("ERROR")
+    try:
+        yield
+    finally:
+        logger.setLevel(previous)
+
+
+def database_url() -> str:
+    """The bench's scratch database, as the DATABASE_URL of a worker process."""
+    db = connection.settings_dict
+    if connection.vendor == "sqlite":
+        return f"sqlite:///{db['NAME']}"
+    if connection.vendor != "postgresql":
+        raise BenchError(f"worker processes on {connection.vendor} are not supported here")
+    credentials = quote(db["USER"] or "", safe="")
+    if db["PASSWORD"]:
+        credentials += ":" + quote(db["PASSWORD"], safe="")
+    port = f":{db['PORT']}" if db["PORT"] else ""
+    return f"postgres://{credentials}@{quote(db['HOST'] or 'localhost', safe='')}{port}/{quote(db['NAME'], safe='')}"
+
+
+class Worker:
+    """One `manage.py run_worker` process on the scratch database; its output goes to a file."""
+
+    def __init__(self, name: str, env: dict[str, str]) -> None:
+        self.name = name
+        self.env = env
+        self.log_path = TMP_DIR / f"{name}.log"
+        self.process: subprocess.Popen | None = None
+        self.starts = 0
+
+    def start(self) -> None:
+        self.starts += 1
+        with open(self.log_path, "a") as log:
+            log.write(f"--- start #{self.starts}\n")
+            log.flush()
+            self.process = subprocess.Popen(
+                [sys.executable, "manage.py", "run_worker", "--interval", self.env["WORKER_INTERVAL_SECONDS"]],
+                cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+            )
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def kill(self) -> None:
+        if self.alive():
+            self.process.send_signal(signal.SIGKILL)
+            self.process.wait(timeout=10)
+
+    def stop(self) -> int | None:
+        """SIGTERM, as a deployment stops a worker; returns its exit code (None: it had to be killed)."""
+        if not self.alive():
+            return self.process.returncode if self.process else None
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            return self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            return None
+
+    def output(self) -> str:
+        return self.log_path.read_text() if self.log_path.exists() else ""
+
+    def sends_attempted(self) -> int:
+        """From the lines the worker prints after each send pass ("Outbox: N sends attempted")."""
+        return sum(int(line.split()[1]) for line in self.output().splitlines() if line.startswith("Outbox: "))
+
+
+def worker_env(sandbox: SandboxServer, deployment: dict[str, float]) -> dict[str, str]:
+    """The workers' environment: the same settings as this process, nothing inherited but the basics."""
+    env = {name: os.environ[name] for name in ("PATH", "HOME", "LANG", "TMPDIR") if name in os.environ}
+    env.update({name: f"{value:g}" for name, value in deployment.items()})
+    env.update(
+        DJANGO_SETTINGS_MODULE="dubdash.settings",
+        DEBUG="true",
+        DATABASE_URL=database_url(),
+        CHAMELAION_API_KEY="",
+        CHAMELAION_SANDBOX_URL=sandbox.base_url,
+        LOG_LEVEL="WARNING",
+    )
+    return env
+
+
+def stop_workers(workers: list[Worker]) -> tuple[bool, str]:
+    """Stop them cleanly; (clean, what to show): every one exited 0 without a traceback in its log."""
+    codes = [worker.stop() for worker in workers]
+    crashed = [worker.name for worker in workers if "Traceback" in worker.output()]
+    clean = all(code == 0 for code in codes) and not crashed
+    value = f"exit codes {', '.join(str(code) for code in codes)}; " + (
+        f"tracebacks in {', '.join(crashed)} (logs in {TMP_DIR})" if crashed else "no tracebacks"
+    )
+    return clean, value
+
+
+def clear_database() -> None:
+    from submissions.models import Batch, Problem, RateBudget
+
+    Submission.objects.all().delete()
+    Batch.objects.all().delete()
+    Problem.objects.all().delete()
+    RateBudget.objects.all().delete()  # every benchmark starts with the whole burst
+    get_user_model().objects.all().delete()
+
+
+def queue_submissions(owner, count: int, *, prefix: str) -> list[str]:
+    """`count` submissions saved and waiting to send, all due now, as a big batch or a backlog leaves them."""
+    now = timezone.now()
+    references = [f"{prefix}-{n}" for n in range(count)]
+    Submission.objects.bulk_create(
+        Submission(created_by=owner, reference_id=reference, next_attempt_at=now, created_at=now, **SAMPLE_INPUTS)
+        for reference in references
+    )
+    return references
+
+
+def unsettled() -> Q:
+    return Q(request_id__isnull=True) | Q(state__in=NOT_DONE)
+
+
+def describe_run(sandbox: SandboxServer, workers: list[Worker], why: str) -> str:
+    """Why a run failed, with what is needed to see it: states, a few unsettled rows, the workers' logs."""
+    states = dict(Submission.objects.values_list("state").annotate(n=Count("pk")).values_list("state", "n"))
+    now = timezone.now()
+    lines = [why, f"submissions by state: {states}", f"sandbox: {len(sandbox.jobs())} jobs, {sandbox.stats()}"]
+    for row in Submission.objects.filter(unsettled()).order_by("pk")[:5]:
+        next_in = (row.next_attempt_at - now).total_seconds() if row.next_attempt_at else None
+        lines.append(f"  {row.reference_id}: {row.state}, {row.send_attempts} attempts, next in {next_in} s, "
+                     f"outcome unknown since {row.outcome_unknown_since}, {row.last_error[:90]!r}")
+    for worker in workers:
+        lines.append(f"  {worker.name} (alive: {worker.alive()}, log {worker.log_path}), last lines:")
+        lines += [f"    {line}" for line in worker.output().splitlines()[-10:]]
+    return "\n".join(lines)
+
+
+def wait_for(condition: Callable[[], bool], *, seconds: float, sandbox: SandboxServer, workers: list[Worker],
+             what: str) -> float:
+    """Poll until `condition`; returns the seconds it took. BenchError at the deadline, or at once when a
+    worker exits by itself."""
+    started = time.monotonic()
+    while not condition():
+        for worker in workers:
+            if worker.process is not None and not worker.alive():
+                raise BenchError(describe_run(sandbox, workers, f"{worker.name} exited by itself "
+                                                                f"(code {worker.process.returncode})"))
+        if time.monotonic() - started > seconds:
+            raise BenchError(describe_run(sandbox, workers, f"{what}: not done after {seconds:g} s"))
+        time.sleep(0.1)
+    return time.monotonic() - started
+
+
+@dataclass
+class Upstream:
+    """How the sandbox's jobs and DubDash's submissions compare."""
+
+    jobs: int
+    submissions: int
+    once: int  # submissions with exactly one job upstream, whose request id they hold
+    duplicated: dict[str, int]  # reference id -> jobs, where more than one
+    strangers: int  # jobs whose reference id no submission has
+    with_request_id: int
+    stuck: dict[str, int]  # state -> submissions not sent, still sending, given up, or not found upstream
+
+    @property
+    def exactly_once(self) -> bool:
+        return self.jobs == self.submissions == self.once and not self.duplicated and not self.strangers
+
+    def per_reference(self) -> str:
+        if not self.duplicated and not self.strangers:
+            return f"1 job each ({self.once:,} of {self.submissions:,} hold its request id)"
+        twice = ", ".join(f"{reference} x{n}" for reference, n in list(self.duplicated.items())[:3])
+        return f"{len(self.duplicated)} duplicated ({twice}), {self.strangers} unknown; {self.once:,} exactly once"
+
+
+def compare_with_sandbox(sandbox: SandboxServer) -> Upstream:
+    jobs = sandbox.jobs()
+    by_reference: dict[str, list[str]] = {}
+    for job in jobs:
+        by_reference.setdefault(job.get("reference_id", ""), []).append(job["id"])
+    rows = list(Submission.objects.values_list("reference_id", "request_id", "state"))
+    references = {reference for reference, _, _ in rows}
+    once = sum(1 for reference, request_id, _ in rows if by_reference.get(reference) == [request_id])
+    stuck = Counter(state for _, _, state in rows if state in (*NOT_DONE, State.MISSING))
+    return Upstream(
+        jobs=len(jobs),
+        submissions=len(rows),
+        once=once,
+        duplicated={reference: len(ids) for reference, ids in by_reference.items() if len(ids) > 1},
+        strangers=sum(len(ids) for reference, ids in by_reference.items() if reference not in references),
+        with_request_id=sum(1 for _, request_id, _ in rows if request_id),
+        stuck=dict(stuck),
+    )
+
+
+# --- Benchmark: draining a full outbox at the rate limit --------------------------------------------
+
+DRAIN_SUBMISSIONS = 600
+DRAIN_RATE = 600  # a minute: the sandbox's limit, and DubDash's budget
+DRAIN_TARGET_SECONDS = 1.1 * 60 * DRAIN_SUBMISSIONS / DRAIN_RATE
+DRAIN_DEADLINE_SECONDS = 240
+DRAIN_BENCH = f"outbox drain, {DRAIN_SUBMISSIONS} waiting, 2 worker processes"
+DRAIN_DEPLOYMENT = {  # production's defaults (not .env's), but for the rate
+    "SEND_RATE_LIMIT_PER_MINUTE": DRAIN_RATE,
+    "WORKER_INTERVAL_SECONDS": 0.5,
+    "CHAMELAION_CONNECT_TIMEOUT": 5,
+    "CHAMELAION_READ_TIMEOUT": 30,
+    "CHAMELAION_SETTLE_SECONDS": 60,
+    "SEND_RETRY_BASE_SECONDS": 2,
+    "SEND_RETRY_MAX_SECONDS": 300,
+    "SEND_MAX_ATTEMPTS": 8,
+    "SEND_MAX_AGE_SECONDS": 3600,
+    "POLL_MIN_SECONDS": 3,
+    "POLL_MAX_SECONDS": 120,
+}
+
+
+@benchmark(DRAIN_BENCH)
+def outbox_drain(ctx: Context) -> list[Row]:
+    clear_database()
+    owner = get_user_model().objects.create_user(username="bench-drain")
+    with counting_sandbox(job_seconds=20, rate_limit_per_minute=DRAIN_RATE, seed=600) as sandbox, override_settings(
+        CHAMELAION_SANDBOX_URL=sandbox.base_url, **DRAIN_DEPLOYMENT
+    ):
+        sandbox.faults.latency, sandbox.faults.latency_jitter = LATENCY, LATENCY  # 20 to 40 ms a call
+        queue_submissions(owner, DRAIN_SUBMISSIONS, prefix="bench-drain")
+        env = worker_env(sandbox, DRAIN_DEPLOYMENT)
+        workers = [Worker(f"drain-worker-{n}", env) for n in range(2)]
+        try:
+            for worker in workers:
+                worker.start()
+            took = wait_for(lambda: not Submission.objects.filter(request_id__isnull=True).exists(),
+                            seconds=DRAIN_DEADLINE_SECONDS, sandbox=sandbox, workers=workers, what="drain")
+            clean, exits = stop_workers(workers)
+        finally:
+            for worker in workers:
+                worker.kill()
+        upstream = compare_with_sandbox(sandbox)
+        stats = sandbox.stats()
+        busiest = sandbox.busiest_minute()
+        first, last = min(sandbox.accepted_at), max(sandbox.accepted_at)
+    clear_database()
+
+    def row(measure: str, value: str, target: str = "", passed: bool | None = None) -> Row:
+        return Row(DRAIN_BENCH, f"limit {DRAIN_RATE}/min, {LATENCY * 1000:g}-{LATENCY * 2000:g} ms a call", measure,
+                   value, target, passed)
+
+    return [
+        row("all sent (each has a request id)", f"{took:.1f} s from the workers' start",
+            f"<= {DRAIN_TARGET_SECONDS:g} s", took <= DRAIN_TARGET_SECONDS),
+        row("first to last job created", f"{last - first:.1f} s"),
+        row("busiest 60 s at the sandbox", f"{busiest} generation requests (limit {DRAIN_RATE})"),
+        row("429 answers", f"{stats['status_429']}", "0", stats["status_429"] == 0),
+        row("jobs created in the sandbox", f"{upstream.jobs:,}", f"= {DRAIN_SUBMISSIONS}",
+            upstream.jobs == DRAIN_SUBMISSIONS),
+        row("jobs per reference id", upstream.per_reference(), "1 each, matching", upstream.exactly_once),
+        row("API calls", f"{stats['requests']:,} ({stats['list']} list, {stats['get']} get: the status poller)"),
+        row("worker processes", exits, "clean", clean),
+    ]
+
+
+# --- Benchmark: full-size chaos -------------------------------------------------------------------------
+
+CHAOS_QUEUED = 300  # waiting in the outbox when the workers start
+CHAOS_FROM_THE_WEB = 200  # submitted through the web path while they run
+CHAOS_TOTAL = CHAOS_QUEUED + CHAOS_FROM_THE_WEB
+CHAOS_RATE = 600
+CHAOS_WEB_THREADS = 3
+CHAOS_KILL_AT = 0.4  # SIGKILL a worker once this share is sent
+CHAOS_DEADLINE_SECONDS = 600
+CHAOS_BENCH = f"chaos, {CHAOS_TOTAL} submissions, 2 workers + the web path"
+CHAOS_FAULTS = {
+    "rate_drop_after_create": 0.2,  # the job is made, the answer never comes
+    "rate_500": 0.1,
+    "rate_429": 0.1,  # as if another client used the account's budget: Retry-After 1
+    "latency": 0.01,
+    "latency_jitter": 0.15,
+    "hang_seconds": 1.5,  # the slow answers fed in below: beyond the read timeout, the job made afterwards
+}
+CHAOS_SLOW_ANSWER_EVERY = (0.5, 2.0)  # seconds between two, at random
+CHAOS_DEPLOYMENT = {
+    "SEND_RATE_LIMIT_PER_MINUTE": CHAOS_RATE,
+    "WORKER_INTERVAL_SECONDS": 0.2,
+    "CHAMELAION_CONNECT_TIMEOUT": 0.5,
+    "CHAMELAION_READ_TIMEOUT": 1.0,
+    # Longer than any job can take to appear after its POST here: hang_seconds plus latency.
+    "CHAMELAION_SETTLE_SECONDS": 3,
+    "SEND_RETRY_BASE_SECONDS": 0.2,
+    "SEND_RETRY_MAX_SECONDS": 2,
+    "SEND_MAX_ATTEMPTS": 1000,  # never give up: the point is ending with every job sent exactly once
+    "SEND_MAX_AGE_SECONDS": 3600,
+    "POLL_MIN_SECONDS": 1,
+    "POLL_MAX_SECONDS": 5,
+}
+
+
+class WebPath:
+    """Threads doing what web requests do, while the workers run: submit (save, then send at once if the
+    budget has room), submit a batch, "Send again" on a send a crash interrupted, and send a waiting
+    submission (it goes only if the budget has room, like the requests above)."""
+
+    def __init__(self, owner, references: list[str], threads: int) -> None:
+        self.owner = owner
+        self.to_create = list(references)
+        self.lock = threading.Lock()
+        self.stop = threading.Event()
+        self.pause = threading.Event()  # set: the web path sends nothing (no request comes in) meanwhile
+        self.errors: list[str] = []
+        self.calls: Counter = Counter()
+        self.in_flight: Counter = Counter()
+        self.threads = [threading.Thread(target=self._run, args=(n,), daemon=True) for n in range(threads)]
+
+    def start(self) -> None:
+        for thread in self.threads:
+            thread.start()
+
+    def finish(self) -> None:
+        self.stop.set()
+        for thread in self.threads:
+            thread.join(timeout=30)
+        if any(thread.is_alive() for thread in self.threads):
+            raise BenchError("a web path thread hung")
+
+    @property
+    def created_all(self) -> bool:
+        with self.lock:
+            return not self.to_create
+
+    def _take(self, count: int) -> list[str]:
+        with self.lock:
+            taken, self.to_create = self.to_create[:count], self.to_create[count:]
+            return taken
+
+    def _run(self, number: int) -> None:
+        rng = random.Random(number)
+        try:
+            while not self.stop.is_set():
+                if not self.pause.is_set():
+                    self._one_request(rng)
+                self.stop.wait(rng.uniform(0.01, 0.1))
+        except BaseException:  # noqa: BLE001 - reported as a wrong result, with its traceback
+            self.errors.append(traceback.format_exc())
+        finally:
+            connection.close()  # this thread's own connection
+
+    def _one_request(self, rng: random.Random) -> None:
+        if rng.random() < 0.4:
+            if rng.random() < 0.6:
+                for reference in self._take(1):
+                    with self._sending([reference]):
+                        services.submit(user=self.owner, reference_id=reference, **SAMPLE_INPUTS)
+                    self.calls["submit"] += 1
+            else:
+                rows = [{"reference_id": reference, **SAMPLE_INPUTS} for reference in self._take(rng.randint(2, 8))]
+                if rows:
+                    with self._sending([row["reference_id"] for row in rows]):
+                        services.create_batch(user=self.owner, name=f"batch {rows[0]['reference_id']}", rows=rows)
+                    self.calls["create_batch"] += 1
+            return
+        for row in Submission.objects.filter(state=State.SENDING):
+            if row.is_stuck_sending:
+                with self._sending([row.reference_id]):
+                    services.send_again(submission=row)
+                self.calls["send_again"] += 1
+        due = list(Submission.objects.filter(state=State.PENDING, next_attempt_at__lte=timezone.now())[:20])
+        if due:
+            row = rng.choice(due)
+            with self._sending([row.reference_id]):
+                services.send_if_room(submission=row)
+            self.calls["send_if_room"] += 1
+
+    @contextmanager
+    def _sending(self, references: list[str]) -> Iterator[None]:
+        with self.lock:
+            self.in_flight.update(references)
+        try:
+            yield
+        finally:
+            with self.lock:
+                self.in_flight.subtract(references)
+
+    def sending_now(self) -> list[str]:
+        """The reference ids the web path is sending at this moment."""
+        with self.lock:
+            return [reference for reference, n in self.in_flight.items() if n > 0]
+
+
+def feed_slow_answers(sandbox: SandboxServer, stop: threading.Event) -> None:
+    """Now and then one answer (a send, a lookup or a poll) comes after the client has given up."""
+    rng = random.Random(7)
+    while not stop.wait(rng.uniform(*CHAOS_SLOW_ANSWER_EVERY)):
+        sandbox.faults.script.append("timeout")
+
+
+@benchmark(CHAOS_BENCH)
+def chaos(ctx: Context) -> list[Row]:
+    clear_database()
+    owner = get_user_model().objects.create_user(username="bench-chaos")
+    with counting_sandbox(job_seconds=20, rate_limit_per_minute=CHAOS_RATE, seed=500) as sandbox, override_settings(
+        CHAMELAION_SANDBOX_URL=sandbox.base_url, **CHAOS_DEPLOYMENT
+    ), quiet_logs():
+        for name, value in CHAOS_FAULTS.items():
+            setattr(sandbox.faults, name, value)
+        queue_submissions(owner, CHAOS_QUEUED, prefix="bench-chaos-queued")
+        env = worker_env(sandbox, CHAOS_DEPLOYMENT)
+        workers = [Worker(f"chaos-worker-{n}", env) for n in range(2)]
+        web = WebPath(owner, [f"bench-chaos-web-{n}" for n in range(CHAOS_FROM_THE_WEB)], CHAOS_WEB_THREADS)
+        stop_feeding = threading.Event()
+        feeder = threading.Thread(target=feed_slow_answers, args=(sandbox, stop_feeding), daemon=True)
+
+        def settled() -> bool:
+            return (web.created_all and Submission.objects.count() == CHAOS_TOTAL
+                    and not Submission.objects.filter(unsettled()).exists())
+
+        def wait(condition: Callable[[], bool], what: str, seconds: float = CHAOS_DEADLINE_SECONDS) -> float:
+            return wait_for(condition, seconds=seconds, sandbox=sandbox, workers=workers, what=what)
+
+        try:
+            started = time.monotonic()
+            for worker in workers:
+                worker.start()
+            web.start()
+            feeder.start()
+            wait(lambda: Submission.objects.filter(request_id__isnull=False).count() >= CHAOS_TOTAL * CHAOS_KILL_AT,
+                 "the first part")
+            interrupted = kill_in_the_middle_of_a_send(workers[0], web, wait)
+            wait(settled, "settling")
+            took = time.monotonic() - started
+            stop_feeding.set()
+            web.finish()
+            clean, exits = stop_workers(workers)
+        finally:
+            stop_feeding.set()
+            web.stop.set()
+            for worker in workers:
+                worker.kill()
+            for thread in web.threads:
+                thread.join(timeout=30)
+        if web.errors:
+            raise BenchError("the web path raised:\n" + "\n".join(web.errors[:3]))
+        upstream = compare_with_sandbox(sandbox)
+        stats = sandbox.stats()
+        over_limit = sandbox.over_limit
+        busiest = sandbox.busiest_minute()
+        stuck_after_kill = Submission.objects.filter(reference_id__in=interrupted)
+        interrupted_ok = sum(1 for row in stuck_after_kill if row.request_id and row.send_attempts >= 2)
+    clear_database()
+
+    def row(measure: str, value: str, target: str = "", passed: bool | None = None) -> Row:
+        return Row(CHAOS_BENCH, "drop 20 %, 500 10 %, 429 10 %, random latency, SIGKILL", measure, value, target, passed)
+
+    attempts = stats["requests"] - stats["get"] - stats["list"] - stats["users_me"] - stats["health"]
+    stuck = sum(upstream.stuck.values())
+    return [
+        row("time to settle", f"{took:.1f} s (all {CHAOS_TOTAL} sent, from the workers' start)"),
+        row("sandbox jobs", f"{upstream.jobs:,}", f"= {CHAOS_TOTAL}", upstream.jobs == CHAOS_TOTAL),
+        row("jobs per reference id", upstream.per_reference(), "1 each, matching", upstream.exactly_once),
+        row("submissions with a request id", f"{upstream.with_request_id:,}", f"= {CHAOS_TOTAL}",
+            upstream.with_request_id == CHAOS_TOTAL),
+        row("stuck (waiting, sending, given up, not found)", f"{stuck} {upstream.stuck or ''}".strip(), "0", stuck == 0),
+        row("API calls", f"{stats['requests']:,}: {attempts:,} sends, {stats['get']} lookups/gets, {stats['list']} lists"),
+        row("faults met", f"{stats['dropped']} dropped after create, {stats['status_500']} x 500, "
+                          f"{stats['faults'] - stats['dropped'] - stats['status_500'] - (stats['status_429'] - over_limit)} slow"),
+        row("429s seen", f"{stats['status_429']} ({stats['status_429'] - over_limit} injected, {over_limit} over the "
+                         f"rate limit; busiest 60 s: {busiest} sends)", "0 over the limit", over_limit == 0),
+        row("worker SIGKILLed mid-send", f"{workers[0].starts - 1} kill(s), {len(interrupted)} send(s) interrupted, "
+                                         f"{interrupted_ok} of them settled by a later attempt",
+            "all settled", interrupted_ok == len(interrupted) if interrupted else None),
+        row("sends attempted by each worker", ", ".join(f"{w.name}: {w.sends_attempted()}" for w in workers)),
+        row("web path calls", ", ".join(f"{n} {name}" for name, n in sorted(web.calls.items()))),
+        row("worker processes", exits, "clean", clean),
+    ]
+
+
+def kill_in_the_middle_of_a_send(victim: Worker, web: WebPath, wait: Callable[..., float]) -> list[str]:
+    """SIGKILL the victim while a worker is sending, then start it again; a few times if need be (the
+    other worker may have been the one sending). The web path pauses around the kill, so the two workers
+    share the budget. A live process ends any send within 2 x (connect + read timeout) = 3 s, so a row
+    still "sending" 3.5 s after the kill, claimed before it, was the victim's. Returns the reference ids of
+    the sends the kill interrupted."""
+
+    def a_worker_is_sending() -> bool:
+        return Submission.objects.filter(state=State.SENDING).exclude(reference_id__in=web.sending_now()).exists()
+
+    for _ in range(10):
+        web.pause.set()
+        try:
+            time.sleep(0.5)
+            wait(a_worker_is_sending, "a worker's send in progress", 60)
+            killed_at = timezone.now()
+            victim.kill()
+        finally:
+            web.pause.clear()
+        time.sleep(3.5)
+        interrupted = list(Submission.objects.filter(state=State.SENDING, last_attempt_at__lte=killed_at)
+                           .values_list("reference_id", flat=True))
+        victim.start()
+        if interrupted:
+            return interrupted
+        time.sleep(3)  # the restarted victim gets going before the next try
+    return []
+
+
 # --- Running and reporting ------------------------------------------------------------------------
 
 
@@ -330,12 +906,31 @@ def render_table(rows: list[Row]) -> str:
     return "\n".join([line(header), line(tuple("-" * w for w in widths)), *map(line, cells)])
 
 
-def main() -> int:
+# --- Benchmark: the team's history with 100,000 jobs ----------------------------------------------------
+
+HISTORY_BENCH = "team history, 100,000 jobs"
+
+
+@benchmark(HISTORY_BENCH)
+def team_history(ctx: Context) -> list[Row]:
+    import history  # bench/history.py: seeds its own jobs and members, measures pages in-process
+
+    start_clean(ctx.sandbox)
+    return [Row(HISTORY_BENCH, *row) for row in history.run()]
+
+
+def main(only: list[str]) -> int:
     print(f"DubDash benchmarks on {connection.vendor}, {os.cpu_count()} CPUs, Python {sys.version.split()[0]}")
+    selected = [(name, function) for name, function in BENCHMARKS
+                if not only or any(word.lower() in name.lower() for word in only)]
+    if not selected:
+        print(f"No benchmark matches {' '.join(only)!r}; there are: " + "; ".join(name for name, _ in BENCHMARKS))
+        return 2
     rows: list[Row] = []
     errors: list[str] = []
     with scratch_database(), running_sandbox() as sandbox:
-        for name, function in BENCHMARKS:
+        for name, function in selected:
+            print(f"running: {name}", flush=True)
             try:
                 rows += function(Context(sandbox=sandbox))
             except BenchError as error:
@@ -355,4 +950,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))

@@ -1,5 +1,6 @@
 """DubDash settings. Every value a deployment may change comes from the environment (see .env.example)."""
 
+from datetime import timedelta
 from pathlib import Path
 
 from django.conf.global_settings import LANGUAGES as ALL_LANGUAGES
@@ -38,11 +39,13 @@ INSTALLED_APPS = [
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "django_htmx",
+    "axes",  # login throttling (see "Security" below)
     "submissions",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "dubdash.security.SecurityHeadersMiddleware",  # Content-Security-Policy (see "Security" below)
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -52,6 +55,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # Last, as django-axes requires: it turns a lockout flagged by its backend into the lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "dubdash.urls"
@@ -128,6 +133,35 @@ SESSION_COOKIE_HTTPONLY = True
 X_FRAME_OPTIONS = "DENY"
 SECURE_REFERRER_POLICY = "same-origin"
 
+# --- Security: login throttling and browser-side protections ------------------------------------------
+# Login throttling (django-axes): after AXES_FAILURE_LIMIT failed logins for one username from one IP
+# address, that pair is locked out for AXES_COOLOFF_MINUTES (0: until an administrator unlocks it, in
+# admin under "Access attempts"). Every attempt during a lockout, right or wrong, restarts the wait.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",  # first: refuses a locked-out pair before the password is checked
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env.non_negative_int("AXES_FAILURE_LIMIT", default=5)
+if AXES_FAILURE_LIMIT < 1:
+    raise ImproperlyConfigured("AXES_FAILURE_LIMIT must be at least 1.")
+AXES_COOLOFF_MINUTES = env.non_negative_int("AXES_COOLOFF_MINUTES", default=15)
+AXES_COOLOFF_TIME = timedelta(minutes=AXES_COOLOFF_MINUTES) if AXES_COOLOFF_MINUTES else None
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = True  # axes' default, relied on by the message
+AXES_RESET_ON_SUCCESS = True  # a successful login forgets that account's earlier failures from that address
+AXES_VERBOSE = False  # no start-up banner on every manage.py command; lockouts are still logged
+AXES_LOCKOUT_CALLABLE = "dubdash.security.lockout_response"  # the lockout page, inside the normal layout
+# The client's address: REMOTE_ADDR, unless DubDash runs behind AXES_IPWARE_PROXY_COUNT reverse proxies
+# that each append to X-Forwarded-For (then the address the outermost proxy saw). Unset: no proxy; never
+# set it without such proxies, or any client could pick the address it is throttled under.
+AXES_IPWARE_PROXY_COUNT = env.non_negative_int("AXES_IPWARE_PROXY_COUNT", default=0) or None
+AXES_CLIENT_IP_CALLABLE = "dubdash.security.client_ip_address"
+# Response headers: Content-Security-Policy comes from dubdash.security.SecurityHeadersMiddleware; these
+# are Django's own (X-Frame-Options DENY and Referrer-Policy same-origin are set just above).
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+# --- end of the security block ------------------------------------------------------------------------
+
 # The Chamelaion API. Without a key DubDash runs in sandbox mode against the local simulator.
 CHAMELAION_API_KEY = env.str("CHAMELAION_API_KEY", default="").strip()
 CHAMELAION_BASE_URL = env.http_url("CHAMELAION_BASE_URL", default="https://api.chamelaion.com/api")
@@ -173,3 +207,37 @@ LOGGING = {
         "urllib3": {"level": "WARNING"},
     },
 }
+
+# --- Encryption of stored secrets (the Chamelaion API key set on the settings page) -------------------
+# DUBDASH_ENCRYPTION_KEYS: comma-separated Fernet keys. The first encrypts, every one decrypts
+# (MultiFernet), so a rotation is: put a new key first, restart, run `python manage.py
+# rotate_encryption_keys` (re-encrypts what is stored with the first key), then drop the old key.
+# Make a key: python -c "from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())"
+# Unset with DEBUG=true: a key derived from SECRET_KEY, for development only (whoever knows SECRET_KEY,
+# and the built-in one is public, can decrypt). Unset with DEBUG=false: nothing can be stored (the
+# settings page says why), while CHAMELAION_API_KEY and sandbox mode work as before.
+from cryptography.fernet import Fernet as _Fernet  # noqa: E402
+
+DUBDASH_ENCRYPTION_KEYS = [key.strip() for key in env.str("DUBDASH_ENCRYPTION_KEYS", default="").split(",") if key.strip()]
+for _position, _key in enumerate(DUBDASH_ENCRYPTION_KEYS, start=1):
+    try:
+        _Fernet(_key)
+    except ValueError:
+        # Never the value itself in the message: it is a secret, and start-up errors end up in logs.
+        raise ImproperlyConfigured(
+            f"DUBDASH_ENCRYPTION_KEYS: key number {_position} is not a Fernet key (32 random bytes in url-safe "
+            "base64, 44 characters). Make one with: python -c \"from cryptography.fernet import Fernet; "
+            "print(Fernet.generate_key().decode())\""
+        ) from None
+if not DUBDASH_ENCRYPTION_KEYS and DEBUG:
+    import base64 as _base64  # noqa: E402
+    import hashlib as _hashlib  # noqa: E402
+
+    DUBDASH_ENCRYPTION_KEYS = [
+        _base64.urlsafe_b64encode(_hashlib.sha256(b"dubdash-dev-encryption-key\0" + SECRET_KEY.encode()).digest()).decode()
+    ]
+# Error reports (the DEBUG error page, error e-mails) list every frame's local variables: this filter
+# also hides any variable that holds a known API key, whatever its name (the request headers inside the
+# HTTP client, for example).
+DEFAULT_EXCEPTION_REPORTER_FILTER = "submissions.credentials.SecretScrubbingReporterFilter"
+# --- end of the stored-secrets block -------------------------------------------------------------------

@@ -480,7 +480,11 @@ def _retry_after(response: requests.Response) -> float | None:
 
 
 def is_sandbox_mode() -> bool:
-    return not settings.CHAMELAION_API_KEY
+    """No key anywhere: neither stored in DubDash nor in CHAMELAION_API_KEY. One small query."""
+    # Imported here: credentials needs the models, and this module must import before the apps are ready.
+    from submissions import credentials
+
+    return credentials.active_key_source() == "sandbox"
 
 
 def sandbox_sample_urls() -> dict[str, str]:
@@ -492,14 +496,34 @@ def sandbox_sample_urls() -> dict[str, str]:
 
 
 def get_client() -> ChamelaionClient:
-    """The client for this deployment: the configured key and base URL, or the local sandbox."""
-    if is_sandbox_mode():
-        base_url, api_key = settings.CHAMELAION_SANDBOX_URL, DEMO_TOKEN
-    else:
-        base_url, api_key = settings.CHAMELAION_BASE_URL, settings.CHAMELAION_API_KEY
-    return ChamelaionClient(
-        base_url=base_url,
-        api_key=api_key,
-        connect_timeout=settings.CHAMELAION_CONNECT_TIMEOUT,
-        read_timeout=settings.CHAMELAION_READ_TIMEOUT,
-    )
+    """The client for this deployment: the key stored in DubDash, else CHAMELAION_API_KEY, with the
+    configured base URL; with neither, the local sandbox. Read at every call (one small query), so a key
+    set or rotated in any process is used at once, without a restart."""
+    from submissions import credentials  # see is_sandbox_mode
+
+    active = credentials.active_key()
+    timeouts = {
+        "connect_timeout": settings.CHAMELAION_CONNECT_TIMEOUT,
+        "read_timeout": settings.CHAMELAION_READ_TIMEOUT,
+    }
+    if active.source == "sandbox":
+        return ChamelaionClient(base_url=settings.CHAMELAION_SANDBOX_URL, api_key=DEMO_TOKEN, **timeouts)
+    if active.problem:
+        return _KeyUnusableClient(base_url=settings.CHAMELAION_BASE_URL, problem=active.problem, **timeouts)
+    return ChamelaionClient(base_url=settings.CHAMELAION_BASE_URL, api_key=active.key, **timeouts)
+
+
+class _KeyUnusableClient(ChamelaionClient):
+    """Stands in while the stored key cannot be decrypted. Every call that needs the key fails as a rejected
+    key does (administrators' banner, sending and polling paused, checked again every round) and the
+    environment's key or the sandbox are never used instead: jobs must not go silently elsewhere."""
+
+    def __init__(self, *, problem: str, **kwargs: Any):
+        super().__init__(api_key="", **kwargs)
+        self._problem = problem
+
+    def _call(self, method: str, path: str, *, authenticated: bool = True, **kwargs: Any) -> Any:
+        if not authenticated:
+            return super()._call(method, path, authenticated=False, **kwargs)
+        self.calls += 1
+        raise Unauthorized(self._problem)

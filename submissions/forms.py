@@ -101,7 +101,8 @@ class HistoryFilterForm(forms.Form):
 
     scope = forms.ChoiceField(choices=[("mine", "Mine"), ("team", "Team")], required=False)
     q = forms.CharField(label="Search", required=False, max_length=200, strip=True)
-    member = forms.ModelChoiceField(label="Member", queryset=None, required=False, empty_label="Anyone")
+    # Checked against the member list the page loads anyway, so filtering by member costs no extra query.
+    member = forms.TypedChoiceField(label="Member", required=False, coerce=int, empty_value=None)
     state = forms.ChoiceField(label="State", required=False, choices=[("", "Any state")] + Submission.State.choices)
     language = forms.ChoiceField(label="Language", required=False, choices=[("", "Any language")] + settings.DUBBING_LANGUAGES)
     batch = forms.IntegerField(label="Batch id", required=False, min_value=1)
@@ -112,7 +113,7 @@ class HistoryFilterForm(forms.Form):
 
     def __init__(self, *args, members, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["member"].queryset = members
+        self.fields["member"].choices = [("", "Anyone")] + [(str(member.pk), member.get_username()) for member in members]
 
     def clean(self):
         cleaned = super().clean()

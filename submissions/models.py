@@ -1,3 +1,4 @@
+import functools
 import hashlib
 from datetime import timedelta
 
@@ -21,6 +22,11 @@ FAILURE_EXPLANATIONS = {
 
 REFERENCE_ID_MAX_LENGTH = 128
 URL_MAX_LENGTH = 2048
+
+
+@functools.cache
+def _language_names() -> dict[str, str]:
+    return dict(settings.DUBBING_LANGUAGES)
 
 
 def inputs_fingerprint(video_url: str, audio_url: str, disable_active_speaker_detection: bool) -> str:
@@ -135,6 +141,9 @@ class Submission(models.Model):
             models.Index(fields=["created_by", "-created_at"], name="submission_owner_recent"),
             models.Index(fields=["state", "next_poll_at"], name="submission_poll_due"),
             models.Index(fields=["state", "next_attempt_at", "created_at"], name="submission_outbox"),
+            # The history's keyset pages: newest first, id breaking ties, and the same per member and state.
+            models.Index(fields=["-created_at", "-id"], name="submission_recent"),
+            models.Index(fields=["created_by", "state", "-created_at"], name="submission_owner_state"),
         ]
 
     def __str__(self) -> str:
@@ -153,7 +162,7 @@ class Submission(models.Model):
 
     @property
     def language_name(self) -> str:
-        return dict(settings.DUBBING_LANGUAGES).get(self.target_language, self.target_language)
+        return _language_names().get(self.target_language, self.target_language)
 
     @property
     def status_label(self) -> str:
@@ -323,7 +332,8 @@ class Activity(models.Model):
     )
     verb = models.CharField(max_length=20, choices=Verb.choices)
     submission = models.ForeignKey(
-        Submission, on_delete=models.SET_NULL, null=True, blank=True, related_name="activities"
+        # Indexed by activity_submission_recent below (a job's trail, newest first).
+        Submission, on_delete=models.SET_NULL, null=True, blank=True, related_name="activities", db_index=False
     )
     batch = models.ForeignKey(Batch, on_delete=models.SET_NULL, null=True, blank=True, related_name="activities")
     details = models.CharField(max_length=DETAILS_MAX_LENGTH, blank=True)
@@ -336,3 +346,31 @@ class Activity(models.Model):
     def __str__(self) -> str:
         who = self.actor.get_username() if self.actor_id else "DubDash"
         return f"{who} {self.get_verb_display().lower()}"
+
+
+class ApiCredential(models.Model):
+    """The Chamelaion API key a team admin set in DubDash (the settings page or admin). At most one row,
+    enforced by the database: its primary key can only be 1. It takes precedence over CHAMELAION_API_KEY.
+
+    The key is stored Fernet-encrypted (submissions.credentials, DUBDASH_ENCRYPTION_KEYS), never in plain
+    text; only its last four characters are kept readable, to show which key is in use."""
+
+    SINGLETON_PK = 1
+
+    id = models.PositiveSmallIntegerField(primary_key=True, default=SINGLETON_PK, editable=False)
+    encrypted_token = models.TextField(editable=False)
+    last_four = models.CharField(max_length=4, editable=False)
+    # Set on every change (not auto_now, so a queryset update sets it too): each process caches the
+    # decrypted key under it and the ciphertext, so a change made elsewhere is seen at the next query.
+    updated_at = models.DateTimeField(default=timezone.now, editable=False)
+    updated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, editable=False, related_name="+"
+    )
+
+    class Meta:
+        verbose_name = "Chamelaion API key"
+        verbose_name_plural = "Chamelaion API key"
+        constraints = [models.CheckConstraint(condition=models.Q(id=1), name="api_credential_single_row")]
+
+    def __str__(self) -> str:
+        return f"Chamelaion API key •••• {self.last_four}" if self.last_four else "Chamelaion API key"

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from django.db.models import Q, QuerySet
+from django.db.models import QuerySet
 
 
 @dataclass
@@ -22,10 +22,12 @@ def keyset_page(queryset: QuerySet, *, field: str, size: int, after: str = "", b
     cursor = _decode(before if going_back else after)
     if cursor is not None:
         value, pk = cursor
+        # A range on the sort field plus an exclusion for its ties (not an OR of the two), so the
+        # database walks the (field, id) index from the cursor instead of scanning.
         if going_back:
-            queryset = queryset.filter(Q(**{f"{field}__gt": value}) | Q(**{field: value, "pk__gt": pk}))
+            queryset = queryset.filter(**{f"{field}__gte": value}).exclude(**{field: value, "pk__lte": pk})
         else:
-            queryset = queryset.filter(Q(**{f"{field}__lt": value}) | Q(**{field: value, "pk__lt": pk}))
+            queryset = queryset.filter(**{f"{field}__lte": value}).exclude(**{field: value, "pk__gte": pk})
     order = [field, "pk"] if going_back else [f"-{field}", "-pk"]
     rows = list(queryset.order_by(*order)[: size + 1])
     more = len(rows) > size

@@ -20,6 +20,10 @@ _ADMINISTER = _SUBMIT + [
     "auth.view_user",
     "auth.add_user",
     "auth.change_user",
+    # Added by migration 0010: the activity trail, and unlocking accounts locked out by failed logins.
+    "submissions.view_activity",
+    "axes.view_accessattempt",
+    "axes.delete_accessattempt",
 ]
 
 PERMISSIONS = {VIEWER: _VIEW, SUBMITTER: _SUBMIT, TEAM_ADMIN: _ADMINISTER}

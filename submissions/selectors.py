@@ -68,6 +68,7 @@ GRID_STATES = [
     Submission.State.FAILED,
     Submission.State.SEND_FAILED,
     Submission.State.MISSING,
+    Submission.State.CANCELLED,
 ]
 
 
@@ -96,7 +97,7 @@ def batch_overview(*, batch: Batch) -> BatchOverview:
     for job in jobs:
         counts[job.state] = counts.get(job.state, 0) + 1
     labels = dict(Submission.State.choices)
-    final = (Submission.State.COMPLETED, Submission.State.FAILED, Submission.State.MISSING)
+    final = (Submission.State.COMPLETED, Submission.State.FAILED, Submission.State.MISSING, Submission.State.CANCELLED)
     failed = sum(counts[state] for state in (Submission.State.FAILED, Submission.State.SEND_FAILED, Submission.State.MISSING))
     return BatchOverview(
         jobs=jobs,
@@ -141,7 +142,7 @@ def history(*, user: Any, filters: dict) -> tuple[QuerySet[Submission], str]:
     if filters.get("scope") != "team" or not user.has_perm("submissions.view_team_history"):
         queryset = queryset.filter(created_by=user)
     if "member" in filters:
-        queryset = queryset.filter(created_by=filters["member"])
+        queryset = queryset.filter(created_by_id=filters["member"])
     if "state" in filters:
         queryset = queryset.filter(state=filters["state"])
     if "language" in filters:

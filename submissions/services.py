@@ -25,7 +25,7 @@ from django.db.models import F, Q
 from django.db.models.functions import Coalesce
 from django.utils import timezone, formats
 
-from submissions import chamelaion, limits, ratelimit
+from submissions import activity, chamelaion, limits, ratelimit
 from submissions.models import Batch, Problem, Submission, inputs_fingerprint, settle_time, stuck_sending_time
 
 logger = logging.getLogger(__name__)
@@ -92,7 +92,10 @@ def create_submission(
 def submit(*, user: Any, **fields: Any) -> Submission:
     """Save a new submission, then send it at once if the rate budget has room; otherwise the worker
     sends it when its turn comes. The row survives whatever the API does."""
-    return send_if_room(submission=create_submission(user=user, **fields))
+    with transaction.atomic():  # the job and its trail entry, together
+        submission = create_submission(user=user, **fields)
+        activity.record(actor=user, verb=activity.Verb.SUBMITTED, submission=submission)  # activity trail
+    return send_if_room(submission=submission)
 
 
 def create_batch(*, user: Any, name: str, rows: list[dict[str, Any]]) -> Batch:
@@ -121,6 +124,7 @@ def save_batch(*, user: Any, name: str, rows: list[dict[str, Any]]) -> tuple[Bat
                 )
                 for row in rows
             )
+            activity.record(actor=user, verb=activity.Verb.SUBMITTED, batch=batch, details=f"Batch of {len(submissions)} jobs")  # activity trail: one entry per batch
     except IntegrityError as exc:
         raise ReferenceIdTaken("") from exc
     return batch, submissions
@@ -138,7 +142,7 @@ def retry_failed(*, batch: Batch, user: Any) -> int:
     lost) is sent again as a new job, linked to the old one, which stays in the history."""
     retried = 0
     for submission in batch.submissions.filter(state=State.SEND_FAILED):
-        send_again(submission=submission)
+        send_again(submission=submission, user=user, record_activity=False)  # the batch's one entry below
         retried += 1
     finished_badly = batch.submissions.filter(state__in=[State.FAILED, State.MISSING], retried_as__isnull=True)
     for failed in finished_badly.exclude(video_url="").order_by("pk"):
@@ -154,6 +158,8 @@ def retry_failed(*, batch: Batch, user: Any) -> int:
         )
         send_if_room(submission=copy)
         retried += 1
+    if retried:
+        activity.record(actor=user, verb=activity.Verb.RETRIED, batch=batch, details=f"{retried} failed jobs sent again")  # activity trail
     return retried
 
 
@@ -163,19 +169,33 @@ def send_if_room(*, submission: Submission) -> Submission:
     return send_submission(submission=submission)
 
 
-def send_again(*, submission: Submission, changes: dict[str, Any] | None = None) -> Submission:
-    """A person asks to send a submission that could not be sent: a fresh set of retries, in its turn."""
+def send_again(
+    *, submission: Submission, changes: dict[str, Any] | None = None, user: Any = None, record_activity: bool = True
+) -> Submission:
+    """A person asks to send a submission that could not be sent: a fresh set of retries, in its turn.
+    `user` is who asked, for the activity trail (None: not known to the caller)."""
     if submission.is_stuck_sending:
-        return send_submission(submission=submission)  # settles the interrupted send first
+        if record_activity:  # activity trail
+            activity.record(actor=user, verb=activity.Verb.SENT_AGAIN, submission=submission, details="Interrupted send resumed")
+        return send_if_room(submission=submission)  # settles the interrupted send first, within the budget
     fields = {"next_attempt_at": timezone.now(), "send_attempts": 0}
     if changes and not submission.send_outcome_unknown:  # no job can exist upstream: edits are safe
         fields.update(_editable(submission, changes))
+    edited = _edited_inputs(submission, fields)  # for the activity trail
     try:
         with transaction.atomic():
-            transition(submission, expected=State.SEND_FAILED, state=State.PENDING, **fields)
+            moved = transition(submission, expected=State.SEND_FAILED, state=State.PENDING, **fields)
     except IntegrityError as exc:
         raise ReferenceIdTaken(fields.get("reference_id", "")) from exc
+    if moved and record_activity:  # activity trail
+        activity.record(actor=user, verb=activity.Verb.SENT_AGAIN, submission=submission, details=edited)
     return send_if_room(submission=submission)
+
+
+def _edited_inputs(submission: Submission, fields: dict[str, Any]) -> str:
+    """For the trail: which inputs are edited when sending again (names only, never values)."""
+    edited = [name.replace("_", " ") for name in EDITABLE_FIELDS if name in fields and fields[name] != getattr(submission, name)]
+    return f"Edited {', '.join(edited)}" if edited else ""
 
 
 def _editable(submission: Submission, changes: dict[str, Any]) -> dict[str, Any]:
@@ -241,6 +261,10 @@ def deliver(submission: Submission) -> Submission:
             )
         submission.outcome_unknown_since = None  # looked up after settling, not there: safe to send
     posted_at = timezone.now()  # not the claim time: a slow lookup may have come first
+    # Written down before posting: if this process dies during the POST, whoever takes the row over
+    # settles from this moment. It replaces any older time (that attempt was just looked up and proven
+    # absent); a definite answer below overwrites it either way.
+    Submission.objects.filter(pk=submission.pk, state=State.SENDING).update(outcome_unknown_since=posted_at)
     try:
         request_id = _post(client, submission)
     except chamelaion.ChamelaionError as exc:
@@ -510,4 +534,26 @@ def create_upload_submission(*, user: Any, video: Any, audio: Any, **fields: Any
         if isinstance(exc, IntegrityError):  # the same race create_submission guards against
             raise ReferenceIdTaken(reference_id) from exc
         raise
+    activity.record(actor=user, verb=activity.Verb.SUBMITTED, submission=submission, details="Uploaded files")  # activity trail
     return submission
+
+
+# --- Cancelling ------------------------------------------------------------------------------------------
+
+
+def cancel(*, submission: Submission, user: Any) -> bool:
+    """Withdraw a job that is still waiting to send. Never one that is being sent or was sent, nor one
+    whose earlier attempt may have reached Chamelaion (it could exist upstream; only settling tells).
+    The same conditional UPDATE as every state change: if the outbox claims the job first, the claim
+    wins and nothing is cancelled. Returns whether it was cancelled; the instance is current either way."""
+    cancelled = transition(
+        submission,
+        expected=State.PENDING,
+        guard=Q(request_id__isnull=True, outcome_unknown_since__isnull=True),
+        state=State.CANCELLED,
+        next_attempt_at=None,
+    )
+    if cancelled:
+        discard_uploads(submission)  # never sent now: the files have no more use
+        activity.record(actor=user, verb=activity.Verb.CANCELLED, submission=submission)
+    return cancelled

@@ -17,7 +17,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from submissions import chamelaion, services
+from submissions import activity, chamelaion, services
 from submissions.models import Problem, Submission
 
 logger = logging.getLogger(__name__)
@@ -281,9 +281,10 @@ class ImportReport:
     api_calls: int = 0
 
 
-def import_external_jobs() -> ImportReport:
+def import_external_jobs(*, actor=None) -> ImportReport:
     """Add every job of the account that DubDash does not know, marked external. Safe to run again:
-    jobs are matched by request id, and by reference id for DubDash's own jobs whose send is unconfirmed."""
+    jobs are matched by request id, and by reference id for DubDash's own jobs whose send is unconfirmed.
+    `actor`: who asked, for the activity trail (None: a command or the worker)."""
     client = chamelaion.get_client()
     report = ImportReport()
     offset, total = 0, None
@@ -298,6 +299,7 @@ def import_external_jobs() -> ImportReport:
         if not page.size:
             break
     report.api_calls = client.calls
+    activity.record(actor=actor, verb=activity.Verb.IMPORTED, details=f"Looked at {report.seen} jobs on the account, imported {report.imported}")  # activity trail
     return report
 
 

@@ -9,6 +9,7 @@ urlpatterns = [
     path("submissions/<int:pk>/", views.detail, name="detail"),
     path("submissions/<int:pk>/send-again/", views.send_again, name="send_again"),
     path("submissions/<int:pk>/refresh/", views.refresh, name="refresh"),
+    path("submissions/<int:pk>/cancel/", views.cancel, name="cancel"),
     path("batches/new/", views_batches.new_batch, name="new_batch"),
     path("batches/<int:pk>/", views_batches.batch_detail, name="batch"),
     path("batches/<int:pk>/retry-failed/", views_batches.retry_failed, name="batch_retry_failed"),
@@ -17,4 +18,5 @@ urlpatterns = [
     path("team/usage/", views_team.usage_page, name="team_usage"),
     path("", include("submissions.urls_csv")),
     path("", include("submissions.urls_uploads")),
+    path("", include("submissions.urls_settings")),
 ]

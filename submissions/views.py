@@ -14,7 +14,9 @@ HISTORY_PAGE_SIZE = 50
 
 @require_http_methods(["GET"])
 def history(request):
-    filters = HistoryFilterForm(request.GET, members=selectors.members())
+    # The member filter only exists on the Team tab: only there is the member list worth a query.
+    team_tab = request.GET.get("scope") == "team" and permissions.can_see_team(request.user)
+    filters = HistoryFilterForm(request.GET, members=selectors.members() if team_tab else [])
     queryset, sort_field = selectors.history(user=request.user, filters=filters.applied)
     page = paging.keyset_page(
         queryset,
@@ -27,9 +29,13 @@ def history(request):
     context = {
         "page": page,
         "filters": filters,
-        "team": filters.applied.get("scope") == "team" and permissions.can_see_team(request.user),
+        "team": team_tab,
         "query": _filters_only(request.GET),
         "live": any(submission.is_in_flight for submission in page.rows),
+        "member_choices": filters.fields["member"].choices[1:],
+        "state_choices": filters.fields["state"].choices,
+        "language_choices": filters.fields["language"].choices,
+        "sort_choices": filters.fields["sort"].choices,
     }
     # htmx polls only the rows; everything else on the page stays as it is.
     template = "submissions/_history_rows.html" if request.htmx else "submissions/history.html"
@@ -61,7 +67,7 @@ def new_submission(request):
     if form.is_valid():
         try:
             if resubmitting is not None:
-                submission = services.send_again(submission=resubmitting, changes=form.cleaned_data)
+                submission = services.send_again(submission=resubmitting, changes=form.cleaned_data, user=request.user)
             else:
                 submission = services.submit(user=request.user, **form.cleaned_data)
         except services.ReferenceIdTaken:
@@ -131,5 +137,20 @@ def send_again(request, pk: int):
     if not submission.can_send_again:
         messages.info(request, "This submission is not waiting to be sent again.")
         return redirect(submission)
-    tell_outcome(request, services.send_again(submission=submission))
+    tell_outcome(request, services.send_again(submission=submission, user=request.user))
+    return redirect(submission)
+
+
+@require_POST
+def cancel(request, pk: int):
+    """Withdraw a job that is still waiting to send (never one being sent or sent)."""
+    submission = selectors.get_visible_submission(user=request.user, pk=pk)
+    if not permissions.can_retry(request.user, submission):
+        raise PermissionDenied("Only the person who submitted this job, or a team admin, may cancel it.")
+    if services.cancel(submission=submission, user=request.user):
+        messages.success(request, "Cancelled: it will not be sent.")
+    elif submission.state == Submission.State.PENDING:
+        messages.info(request, "An earlier attempt may have reached Chamelaion, so it cannot be cancelled safely now.")
+    else:
+        messages.info(request, f"Not cancelled: it is no longer waiting to send ({submission.get_state_display().lower()}).")
     return redirect(submission)

@@ -32,7 +32,7 @@ def test_changelist_columns_filters_and_search(admin_client_with_rows, django_as
     for column in ("Created by", "Target language", "State", "Reference id", "Request id"):
         assert column in page
     assert "Episode 0" in page and "Episode 2" in page
-    assert "By state" in page and "By created by" in page and "By created at" in page
+    assert "By state" in page and "By member" in page and "By created at" in page
 
     failed = changelist(admin_client_with_rows, state="send_failed").content.decode()
     assert "Episode 1" in failed and "Episode 0" not in failed

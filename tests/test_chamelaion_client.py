@@ -222,6 +222,7 @@ def test_the_key_never_appears_in_errors_reprs_or_logs(client_for, sandbox, capl
         assert secret not in text
 
 
+@pytest.mark.django_db  # a key stored by a team admin would win, so the database is asked
 def test_sandbox_mode_uses_the_sandbox_and_its_demo_token(settings, sandbox):
     settings.CHAMELAION_API_KEY = ""
     api = chamelaion.get_client()

@@ -5,8 +5,11 @@ Roles: anonymous, no role, Viewer, the Submitter who owns the objects, another S
 superuser. Allowed requests answer 200 (or 302 after acting); forbidden ones 403, or 404 where the
 object itself must stay hidden; anonymous visitors are sent to the login page."""
 
+from datetime import timedelta
+
 import pytest
 from django.urls import reverse
+from django.utils import timezone
 
 from submissions import roles
 from submissions.models import Batch, CsvUpload, Submission
@@ -31,6 +34,7 @@ MATRIX = {
     ("upload", "POST"):        (LOGIN, 403, 403, 200, 200, 200, 200),
     ("detail", "GET"):         (LOGIN, 404, 200, 200, 200, 200, 200),
     ("send_again", "POST"):    (LOGIN, 404, 403, 302, 403, 302, 302),
+    ("cancel", "POST"):        (LOGIN, 404, 403, 302, 403, 302, 302),
     ("refresh", "POST"):       (LOGIN, 404, 302, 302, 302, 302, 302),
     ("batch", "GET"):          (LOGIN, 404, 200, 200, 200, 200, 200),
     ("retry_failed", "POST"):  (LOGIN, 404, 403, 302, 403, 302, 302),
@@ -39,6 +43,9 @@ MATRIX = {
     ("team_members", "GET"):   (LOGIN, 403, 403, 403, 403, 200, 200),
     ("member_update", "POST"): (LOGIN, 403, 403, 403, 403, 302, 302),
     ("team_usage", "GET"):     (LOGIN, 403, 403, 403, 403, 200, 200),
+    ("api_key", "GET"):        (LOGIN, 403, 403, 403, 403, 200, 200),
+    ("api_key", "POST"):       (LOGIN, 403, 403, 403, 403, 200, 200),
+    ("api_key_test", "POST"):  (LOGIN, 403, 403, 403, 403, 200, 200),
 }
 
 
@@ -54,6 +61,7 @@ def world(django_user_model, sandbox):
     owner = people["owner"]
     batch = Batch.objects.create(name="Episode 1", created_by=owner)
     failed = make_submission(owner, batch=batch, state=Submission.State.SEND_FAILED, last_error="x")
+    waiting = make_submission(owner, next_attempt_at=timezone.now() + timedelta(hours=1))
     upload = CsvUpload.objects.create(created_by=owner, filename="a.csv", content="video_url,audio_url\n", batch_name="A")
     urls = {
         "history": reverse("submissions:history"),
@@ -65,6 +73,7 @@ def world(django_user_model, sandbox):
         "upload": reverse("submissions:upload"),
         "detail": failed.get_absolute_url(),
         "send_again": reverse("submissions:send_again", args=[failed.pk]),
+        "cancel": reverse("submissions:cancel", args=[waiting.pk]),
         "refresh": reverse("submissions:refresh", args=[failed.pk]),
         "batch": batch.get_absolute_url(),
         "retry_failed": reverse("submissions:batch_retry_failed", args=[batch.pk]),
@@ -73,17 +82,19 @@ def world(django_user_model, sandbox):
         "team_members": reverse("submissions:team_members"),
         "member_update": reverse("submissions:team_member_update", args=[owner.pk]),
         "team_usage": reverse("submissions:team_usage"),
+        "api_key": reverse("submissions:api_key"),
+        "api_key_test": reverse("submissions:api_key_test"),
     }
-    return people, urls, failed
+    return people, urls, failed, waiting
 
 
 @pytest.mark.parametrize(("view", "method"), list(MATRIX))
 @pytest.mark.parametrize("actor", ACTORS)
 def test_the_permission_matrix(client, world, actor, view, method):
-    people, urls, failed = world
+    people, urls, failed, waiting = world
     if actor != "anonymous":
         client.force_login(people[actor])
-    before = Submission.objects.count(), Batch.objects.count(), failed.send_attempts
+    before = Submission.objects.count(), Batch.objects.count(), failed.send_attempts, waiting.state
     response = client.get(urls[view]) if method == "GET" else client.post(urls[view], {})
     expected = MATRIX[(view, method)][ACTORS.index(actor)]
 
@@ -93,12 +104,14 @@ def test_the_permission_matrix(client, world, actor, view, method):
         assert response.status_code == expected, f"{actor} {method} {view}"
     if method == "POST" and expected in (LOGIN, 403, 404):
         failed.refresh_from_db()
-        assert (Submission.objects.count(), Batch.objects.count(), failed.send_attempts) == before  # nothing changed
+        waiting.refresh_from_db()
+        after = Submission.objects.count(), Batch.objects.count(), failed.send_attempts, waiting.state
+        assert after == before  # nothing changed
 
 
 @pytest.mark.parametrize("actor", ACTORS[1:])
 def test_buttons_a_user_may_not_use_are_not_shown(client, world, actor):
-    people, urls, failed = world
+    people, urls, failed, waiting = world
     client.force_login(people[actor])
     nav = client.get(urls["history"]).content.decode()
     may_submit = actor in ("owner", "other_submitter", "team_admin", "superuser")
@@ -108,5 +121,7 @@ def test_buttons_a_user_may_not_use_are_not_shown(client, world, actor):
     if actor != "no_role":
         detail = client.get(urls["detail"]).content.decode()
         assert (f'action="{urls["send_again"]}"' in detail) is (actor in ("owner", "team_admin", "superuser"))
+        pending = client.get(waiting.get_absolute_url()).content.decode()
+        assert (f'action="{urls["cancel"]}"' in pending) is (actor in ("owner", "team_admin", "superuser"))
         batch = client.get(urls["batch"]).content.decode()
         assert (f'action="{urls["retry_failed"]}"' in batch) is (actor in ("owner", "team_admin", "superuser"))

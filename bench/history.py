@@ -1,0 +1,134 @@
+"""The team-side benchmark: 100,000 jobs across 20 members. Server time (p50, p95) and SQL queries of the
+team history (unfiltered, member + state, a search, a page deep down), the detail page and the admin
+changelist, beside a trivial login-required view measured in the same run.
+
+Imported by bench/run.py (which has set Django up); returns plain tuples that run.py turns into rows."""
+
+from __future__ import annotations
+
+import random
+import statistics
+import time
+from datetime import timedelta
+
+from django.contrib.auth import get_user_model
+from django.db import connection
+from django.http import HttpResponse
+from django.test import Client
+from django.test.utils import CaptureQueriesContext, override_settings
+from django.urls import include, path
+from django.utils import timezone
+
+from submissions import roles
+from submissions.models import Batch, Submission, inputs_fingerprint
+
+JOBS = 100_000
+MEMBERS = 20
+REQUESTS = 40  # per page, after warming up
+MAX_QUERIES = 8
+MAX_RATIO = 3.0  # team history p95 / trivial view p95
+MAX_ADMIN_P95_MS = 200.0
+LANGUAGES = ["de", "fr", "es", "it", "ja", "pt", "ko", "zh-hans", "nl", "pl", "sv", "tr"]
+STATES = [Submission.State.COMPLETED] * 8 + [Submission.State.FAILED, Submission.State.PROCESSING]
+
+
+def trivial(request):
+    return HttpResponse("ok")  # behind the same middleware, login required, as every page
+
+
+urlpatterns = [path("bench/trivial/", trivial), path("", include("dubdash.urls"))]
+
+
+def seed() -> tuple[list, list[Submission]]:
+    User = get_user_model()
+    members = []
+    for n in range(MEMBERS):
+        member = User.objects.create_user(username=f"member{n:02d}", password="bench")
+        roles.assign(member, roles.TEAM_ADMIN if n == 0 else roles.SUBMITTER)
+        members.append(member)
+    members[0].is_staff = True
+    members[0].save(update_fields=["is_staff"])
+    rng = random.Random(5)
+    now = timezone.now()
+    batches = [Batch.objects.create(name=f"Episode {n}", created_by=rng.choice(members)) for n in range(500)]
+    rows = []
+    for n in range(JOBS):
+        created = now - timedelta(seconds=n * 60)  # about ten weeks of history
+        state = rng.choice(STATES)
+        video, audio = f"https://cdn.example.com/show/ep{n // 12}.mp4", f"https://cdn.example.com/show/ep{n // 12}-{n % 12}.wav"
+        rows.append(
+            Submission(
+                created_by=members[n % MEMBERS],
+                batch=batches[(n // 12) % len(batches)] if n % 3 == 0 else None,
+                title=f"Episode {n // 12} ({LANGUAGES[n % 12]})",
+                video_url=video,
+                audio_url=audio,
+                inputs_fingerprint=inputs_fingerprint(video, audio, False),
+                reference_id=f"bench-{n}",
+                request_id=f"00000000-0000-4000-8000-{n:012d}",
+                target_language=LANGUAGES[n % 12],
+                state=state,
+                upstream_status=state,
+                created_at=created,
+                sent_at=created,
+                finished_at=created + timedelta(minutes=3) if state != Submission.State.PROCESSING else None,
+                next_attempt_at=None,
+            )
+        )
+    Submission.objects.bulk_create(rows, batch_size=5000)
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("ANALYZE")
+    return members, rows
+
+
+def measure(client: Client, url: str) -> tuple[float, float, int]:
+    for _ in range(3):
+        assert client.get(url).status_code == 200, url
+    timings = []
+    for _ in range(REQUESTS):
+        started = time.perf_counter()
+        response = client.get(url)
+        timings.append((time.perf_counter() - started) * 1000)
+        assert response.status_code == 200, url
+    with CaptureQueriesContext(connection) as queries:
+        client.get(url)
+    timings.sort()
+    return statistics.median(timings), timings[int(len(timings) * 0.95) - 1], len(queries)
+
+
+def run() -> list[tuple]:
+    started = time.perf_counter()
+    members, rows = seed()
+    seeded = time.perf_counter() - started
+    admin = members[0]
+    client = Client()
+    client.force_login(admin)
+    deep = Submission.objects.order_by("-created_at", "-pk").values_list("created_at", "pk")[60_000]
+    pages = {
+        "trivial login-required view": "/bench/trivial/",
+        "team history": "/?scope=team",
+        "team history, member + state": f"/?scope=team&member={members[7].pk}&state=failed",
+        "team history, search": "/?scope=team&q=Episode+4711",
+        "team history, page 1,200": f"/?scope=team&after={deep[0].isoformat().replace('+', '%2B')}_{deep[1]}",
+        "job detail": rows[50_000].get_absolute_url() if rows[50_000].pk else "/",
+        "admin changelist": "/admin/submissions/submission/",
+    }
+    results = {}
+    # Static files as in tests (no collectstatic in a benchmark); everything else as in production.
+    plain_static = {"default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+                    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}}
+    with override_settings(ROOT_URLCONF="history", STORAGES=plain_static):
+        for name, url in pages.items():
+            results[name] = measure(client, url)
+    trivial_p95 = results["trivial login-required view"][1]
+    out = [("setup", "jobs seeded", f"{JOBS:,} across {MEMBERS} members in {seeded:.0f} s", "", None)]
+    for name, (p50, p95, queries) in results.items():
+        out.append((name, "server time p50 / p95", f"{p50:.1f} / {p95:.1f} ms", "", None))
+        if name.startswith("team history"):
+            out.append((name, "p95 vs trivial view", f"{p95 / trivial_p95:.1f}x", f"<= {MAX_RATIO:g}x", p95 <= MAX_RATIO * trivial_p95))
+        if name == "admin changelist":
+            out.append((name, "p95", f"{p95:.0f} ms", f"< {MAX_ADMIN_P95_MS:g} ms", p95 < MAX_ADMIN_P95_MS))
+        target = name.startswith("team history") or name == "job detail"
+        out.append((name, "SQL queries", str(queries), f"<= {MAX_QUERIES}" if target else "", queries <= MAX_QUERIES if target else None))
+    return out
