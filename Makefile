@@ -25,8 +25,9 @@ test-postgres: $(STAMP)
 	@echo "== Test suite on PostgreSQL =="
 	scripts/with-postgres $(PY) -m pytest $(PYTEST_ARGS)
 
+# On a throw-away PostgreSQL, the production database; BENCH=drain (or any words) picks benchmarks by name.
 bench: $(STAMP)
-	$(PY) bench/run.py
+	scripts/with-postgres $(PY) bench/run.py $(BENCH)
 
 install: $(STAMP)
 

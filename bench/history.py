@@ -14,6 +14,7 @@ from datetime import timedelta
 from django.contrib.auth import get_user_model
 from django.db import connection
 from django.http import HttpResponse
+from django.template import engines
 from django.test import Client
 from django.test.utils import CaptureQueriesContext, override_settings
 from django.urls import include, path
@@ -36,7 +37,17 @@ def trivial(request):
     return HttpResponse("ok")  # behind the same middleware, login required, as every page
 
 
-urlpatterns = [path("bench/trivial/", trivial), path("", include("dubdash.urls"))]
+TRIVIAL_PAGE = engines["django"].from_string('{% extends "base.html" %}{% block content %}<p>ok</p>{% endblock %}')
+
+
+def trivial_page(request):
+    """The same, as a page: the site's layout (navigation, banners) around no data. The layout's
+    own cost (session, user, permissions, rendering) is paid by every page, so the history is compared
+    with this."""
+    return HttpResponse(TRIVIAL_PAGE.render({}, request))
+
+
+urlpatterns = [path("bench/trivial/", trivial), path("bench/page/", trivial_page), path("", include("dubdash.urls"))]
 
 
 def seed() -> tuple[list, list[Submission]]:
@@ -107,6 +118,7 @@ def run() -> list[tuple]:
     deep = Submission.objects.order_by("-created_at", "-pk").values_list("created_at", "pk")[60_000]
     pages = {
         "trivial login-required view": "/bench/trivial/",
+        "trivial login-required page": "/bench/page/",
         "team history": "/?scope=team",
         "team history, member + state": f"/?scope=team&member={members[7].pk}&state=failed",
         "team history, search": "/?scope=team&q=Episode+4711",
@@ -121,12 +133,12 @@ def run() -> list[tuple]:
     with override_settings(ROOT_URLCONF="history", STORAGES=plain_static):
         for name, url in pages.items():
             results[name] = measure(client, url)
-    trivial_p95 = results["trivial login-required view"][1]
+    trivial_p95 = results["trivial login-required page"][1]
     out = [("setup", "jobs seeded", f"{JOBS:,} across {MEMBERS} members in {seeded:.0f} s", "", None)]
     for name, (p50, p95, queries) in results.items():
         out.append((name, "server time p50 / p95", f"{p50:.1f} / {p95:.1f} ms", "", None))
         if name.startswith("team history"):
-            out.append((name, "p95 vs trivial view", f"{p95 / trivial_p95:.1f}x", f"<= {MAX_RATIO:g}x", p95 <= MAX_RATIO * trivial_p95))
+            out.append((name, "p95 vs trivial page", f"{p95 / trivial_p95:.1f}x", f"<= {MAX_RATIO:g}x", p95 <= MAX_RATIO * trivial_p95))
         if name == "admin changelist":
             out.append((name, "p95", f"{p95:.0f} ms", f"< {MAX_ADMIN_P95_MS:g} ms", p95 < MAX_ADMIN_P95_MS))
         target = name.startswith("team history") or name == "job detail"

@@ -411,3 +411,36 @@ def test_a_job_found_by_reference_id_is_stored_as_chamelaion_reports_it(logged_i
     assert submission.started_at < submission.finished_at
     assert submission.last_synced_at is not None
     assert len(sandbox.jobs()) == 1
+
+
+@pytest.mark.parametrize(
+    ("term", "found"),
+    [("pilot", "Pilot (German)"), ("REF-77", "Ref job"), ("4000-8000-00000000abcd", "Request job"),
+     ("cdn.example.com/trailer", "Url job"), ("nothing-like-this", None)],
+)
+def test_search_covers_title_reference_id_request_id_and_urls(logged_in, user, term, found):
+    make_submission(user, title="Pilot (German)")
+    make_submission(user, title="Ref job", reference_id="ref-77-de")
+    make_submission(user, title="Request job", request_id="00000000-0000-4000-8000-00000000abcd")
+    make_submission(user, title="Url job", video_url="https://cdn.example.com/trailer.mp4")
+    page = logged_in.get(reverse("submissions:history"), {"q": term}).content.decode()
+    titles = [t for t in ("Pilot (German)", "Ref job", "Request job", "Url job") if t in page]
+    assert titles == ([found] if found else [])
+    if not found:
+        assert "Nothing matches these filters." in page
+
+
+def test_history_filters_by_state_language_and_dates_and_explains_bad_values(logged_in, user):
+    make_submission(user, title="Old German", target_language="de", state=State.COMPLETED,
+                    created_at=timezone.now() - timedelta(days=10))
+    make_submission(user, title="New French", target_language="fr", state=State.FAILED)
+    page = logged_in.get(reverse("submissions:history"), {"language": "de"}).content.decode()
+    assert "Old German" in page and "New French" not in page
+    page = logged_in.get(reverse("submissions:history"), {"state": "failed"}).content.decode()
+    assert "New French" in page and "Old German" not in page
+    since = (timezone.now() - timedelta(days=2)).date().isoformat()
+    page = logged_in.get(reverse("submissions:history"), {"created_from": since}).content.decode()
+    assert "New French" in page and "Old German" not in page
+    bad = logged_in.get(reverse("submissions:history"), {"created_from": "yesterday-ish", "language": "de"}).content.decode()
+    assert "Enter a valid date." in bad and "Old German" in bad and "New French" not in bad  # the good filter still applies
+    assert 'value="yesterday-ish"' in bad
