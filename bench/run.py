@@ -22,8 +22,6 @@ import logging
 import os
 import random
 import shutil
-import signal
-import subprocess
 import sys
 import tempfile
 import threading
@@ -35,7 +33,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from urllib.parse import quote
 
 ROOT = Path(__file__).resolve().parent.parent
 TMP_DIR = Path(tempfile.mkdtemp(prefix="dubdash-bench-"))
@@ -76,6 +73,7 @@ from django.utils import timezone  # noqa: E402
 from submissions import services, tracking  # noqa: E402
 from submissions.models import Batch, Submission  # noqa: E402
 from submissions.sandbox import SandboxServer  # noqa: E402
+from bench.workers import Worker, database_url  # noqa: E402
 from submissions.sandbox.server import ApiError  # noqa: E402
 
 State = Submission.State
@@ -364,67 +362,6 @@ def quiet_logs() -> Iterator[None]:
         logger.setLevel(previous)
 
 
-def database_url() -> str:
-    """The bench's scratch database, as the DATABASE_URL of a worker process."""
-    db = connection.settings_dict
-    if connection.vendor == "sqlite":
-        return f"sqlite:///{db['NAME']}"
-    if connection.vendor != "postgresql":
-        raise BenchError(f"worker processes on {connection.vendor} are not supported here")
-    credentials = quote(db["USER"] or "", safe="")
-    if db["PASSWORD"]:
-        credentials += ":" + quote(db["PASSWORD"], safe="")
-    port = f":{db['PORT']}" if db["PORT"] else ""
-    return f"postgres://{credentials}@{quote(db['HOST'] or 'localhost', safe='')}{port}/{quote(db['NAME'], safe='')}"
-
-
-class Worker:
-    """One `manage.py run_worker` process on the scratch database; its output goes to a file."""
-
-    def __init__(self, name: str, env: dict[str, str]) -> None:
-        self.name = name
-        self.env = env
-        self.log_path = TMP_DIR / f"{name}.log"
-        self.process: subprocess.Popen | None = None
-        self.starts = 0
-
-    def start(self) -> None:
-        self.starts += 1
-        with open(self.log_path, "a") as log:
-            log.write(f"--- start #{self.starts}\n")
-            log.flush()
-            self.process = subprocess.Popen(
-                [sys.executable, "manage.py", "run_worker", "--interval", self.env["WORKER_INTERVAL_SECONDS"]],
-                cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
-            )
-
-    def alive(self) -> bool:
-        return self.process is not None and self.process.poll() is None
-
-    def kill(self) -> None:
-        if self.alive():
-            self.process.send_signal(signal.SIGKILL)
-            self.process.wait(timeout=10)
-
-    def stop(self) -> int | None:
-        """SIGTERM, as a deployment stops a worker; returns its exit code (None: it had to be killed)."""
-        if not self.alive():
-            return self.process.returncode if self.process else None
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            return self.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.kill()
-            return None
-
-    def output(self) -> str:
-        return self.log_path.read_text() if self.log_path.exists() else ""
-
-    def sends_attempted(self) -> int:
-        """From the lines the worker prints after each send pass ("Outbox: N sends attempted")."""
-        return sum(int(line.split()[1]) for line in self.output().splitlines() if line.startswith("Outbox: "))
-
-
 def worker_env(sandbox: SandboxServer, deployment: dict[str, float]) -> dict[str, str]:
     """The workers' environment: the same settings as this process, nothing inherited but the basics."""
     env = {name: os.environ[name] for name in ("PATH", "HOME", "LANG", "TMPDIR") if name in os.environ}
@@ -432,7 +369,7 @@ def worker_env(sandbox: SandboxServer, deployment: dict[str, float]) -> dict[str
     env.update(
         DJANGO_SETTINGS_MODULE="dubdash.settings",
         DEBUG="true",
-        DATABASE_URL=database_url(),
+        DATABASE_URL=database_url(connection),
         CHAMELAION_API_KEY="",
         CHAMELAION_SANDBOX_URL=sandbox.base_url,
         LOG_LEVEL="WARNING",
@@ -582,7 +519,7 @@ def outbox_drain(ctx: Context) -> list[Row]:
         sandbox.faults.latency, sandbox.faults.latency_jitter = LATENCY, LATENCY  # 20 to 40 ms a call
         queue_submissions(owner, DRAIN_SUBMISSIONS, prefix="bench-drain")
         env = worker_env(sandbox, DRAIN_DEPLOYMENT)
-        workers = [Worker(f"drain-worker-{n}", env) for n in range(2)]
+        workers = [Worker(f"drain-worker-{n}", env, TMP_DIR) for n in range(2)]
         try:
             for worker in workers:
                 worker.start()
@@ -760,7 +697,7 @@ def chaos(ctx: Context) -> list[Row]:
             setattr(sandbox.faults, name, value)
         queue_submissions(owner, CHAOS_QUEUED, prefix="bench-chaos-queued")
         env = worker_env(sandbox, CHAOS_DEPLOYMENT)
-        workers = [Worker(f"chaos-worker-{n}", env) for n in range(2)]
+        workers = [Worker(f"chaos-worker-{n}", env, TMP_DIR) for n in range(2)]
         web = WebPath(owner, [f"bench-chaos-web-{n}" for n in range(CHAOS_FROM_THE_WEB)], CHAOS_WEB_THREADS)
         stop_feeding = threading.Event()
         feeder = threading.Thread(target=feed_slow_answers, args=(sandbox, stop_feeding), daemon=True)
@@ -820,7 +757,7 @@ def chaos(ctx: Context) -> list[Row]:
                           f"{stats['faults'] - stats['dropped'] - stats['status_500'] - (stats['status_429'] - over_limit)} slow"),
         row("429s seen", f"{stats['status_429']} ({stats['status_429'] - over_limit} injected, {over_limit} over the "
                          f"rate limit; busiest 60 s: {busiest} sends)", "0 over the limit", over_limit == 0),
-        row("worker SIGKILLed mid-send", f"{workers[0].starts - 1} kill(s), {len(interrupted)} send(s) interrupted, "
+        row("worker SIGKILLed mid-send", f"{workers[0].runs - 1} kill(s), {len(interrupted)} send(s) interrupted, "
                                          f"{interrupted_ok} of them settled by a later attempt",
             "all settled", interrupted_ok == len(interrupted) if interrupted else None),
         row("sends attempted by each worker", ", ".join(f"{w.name}: {w.sends_attempted()}" for w in workers)),

@@ -29,5 +29,7 @@ WHITENOISE_USE_FINDERS = True
 # A file, not Django's shared-cache in-memory database: there, concurrent writers fail at once with
 # "table is locked" instead of waiting, unlike the real (file, WAL) database the worker tests model.
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":  # noqa: F405
-    # One file per run, so two test runs in the same tree never share (and corrupt) a database.
+    # One file per run, so two test runs in the same tree never share (and corrupt) a database. var/ is
+    # not in git: a fresh clone has to make it.
+    (BASE_DIR / "var").mkdir(exist_ok=True)  # noqa: F405
     DATABASES["default"]["TEST"] = {"NAME": str(BASE_DIR / "var" / f"test-db-{os.getpid()}.sqlite3")}  # noqa: F405

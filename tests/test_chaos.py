@@ -18,9 +18,6 @@ from __future__ import annotations
 
 import os
 import random
-import signal
-import subprocess
-import sys
 import threading
 import time
 import traceback
@@ -29,13 +26,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
-from urllib.parse import quote
 
 import pytest
 from django.db import connection
 from django.db.models import Count, Q
 from django.utils import timezone
 
+from bench.workers import Worker, database_url
 from submissions import services
 from submissions.models import Submission
 
@@ -70,71 +67,13 @@ FAULTS = {"rate_drop_after_create": 0.2, "rate_500": 0.1, "rate_429": 0.1, "late
 # --- The deployment: worker processes, the web path -------------------------------------------------
 
 
-def database_url() -> str:
-    """The test database (committed rows) as a DATABASE_URL for the worker processes."""
-    db = connection.settings_dict
-    if connection.vendor == "sqlite":
-        return f"sqlite:///{db['NAME']}"
-    assert connection.vendor == "postgresql", connection.vendor
-    credentials = quote(db["USER"] or "", safe="")
-    if db["PASSWORD"]:
-        credentials += ":" + quote(db["PASSWORD"], safe="")
-    host = quote(db["HOST"] or "localhost", safe="")
-    port = f":{db['PORT']}" if db["PORT"] else ""
-    return f"postgres://{credentials}@{host}{port}/{quote(db['NAME'], safe='')}"
-
-
-class Worker:
-    """One `manage.py run_worker` process; its output goes to a file, read when something fails."""
-
-    def __init__(self, name: str, env: dict[str, str], log_dir: Path):
-        self.name = name
-        self.env = env
-        self.log_path = log_dir / f"{name}.log"
-        self.process: subprocess.Popen | None = None
-        self.runs = 0
-
-    def start(self) -> None:
-        self.runs += 1
-        with open(self.log_path, "a") as log:
-            log.write(f"--- start #{self.runs}\n")
-            log.flush()
-            self.process = subprocess.Popen(
-                [sys.executable, "manage.py", "run_worker", "--interval", "0.2"],
-                cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
-            )
-
-    def alive(self) -> bool:
-        return self.process is not None and self.process.poll() is None
-
-    def kill(self) -> None:
-        """SIGKILL: no clean-up, no chance to finish the send in progress."""
-        if self.alive():
-            self.process.send_signal(signal.SIGKILL)
-            self.process.wait(timeout=10)
-
-    def stop(self) -> int | None:
-        """SIGTERM, as a deployment stops it; SIGKILL if it does not stop in time. Returns the exit code."""
-        if not self.alive():
-            return self.process.returncode if self.process else None
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            return self.process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self.kill()
-            return None
-
-    def output(self) -> str:
-        return self.log_path.read_text() if self.log_path.exists() else ""
-
-
 def worker_env(sandbox) -> dict[str, str]:
     env = {name: os.environ[name] for name in ("PATH", "HOME", "LANG", "TMPDIR") if name in os.environ}
     env.update({name: str(value) for name, value in DEPLOYMENT.items()})
     env.update(
         DJANGO_SETTINGS_MODULE="dubdash.settings",
         DEBUG="true",
-        DATABASE_URL=database_url(),
+        DATABASE_URL=database_url(connection),
         CHAMELAION_API_KEY="",
         CHAMELAION_SANDBOX_URL=sandbox.base_url,
         WORKER_INTERVAL_SECONDS="0.2",

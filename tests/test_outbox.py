@@ -130,7 +130,7 @@ def test_backoff_is_jittered_exponential_and_capped(settings):
 
 
 def test_a_rejected_key_pauses_all_sending_until_fixed(waiting, sandbox, settings, monkeypatch):
-    jobs = waiting(3)
+    waiting(3)
     settings.CHAMELAION_API_KEY = "rotated-away"
     settings.CHAMELAION_BASE_URL = sandbox.base_url
     outbox.send_due(seconds=1, wait_for_budget=False)
