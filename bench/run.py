@@ -26,7 +26,6 @@ import sys
 import tempfile
 import threading
 import time
-import traceback
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -73,7 +72,7 @@ from django.utils import timezone  # noqa: E402
 from submissions import services, tracking  # noqa: E402
 from submissions.models import Batch, Submission  # noqa: E402
 from submissions.sandbox import SandboxServer  # noqa: E402
-from bench.workers import Worker, database_url  # noqa: E402
+from bench.workers import WebPath, Worker, database_url  # noqa: E402
 from submissions.sandbox.server import ApiError  # noqa: E402
 
 State = Submission.State
@@ -588,97 +587,6 @@ CHAOS_DEPLOYMENT = {
 }
 
 
-class WebPath:
-    """Threads doing what web requests do, while the workers run: submit (save, then send at once if the
-    budget has room), submit a batch, "Send again" on a send a crash interrupted, and send a waiting
-    submission (it goes only if the budget has room, like the requests above)."""
-
-    def __init__(self, owner, references: list[str], threads: int) -> None:
-        self.owner = owner
-        self.to_create = list(references)
-        self.lock = threading.Lock()
-        self.stop = threading.Event()
-        self.pause = threading.Event()  # set: the web path sends nothing (no request comes in) meanwhile
-        self.errors: list[str] = []
-        self.calls: Counter = Counter()
-        self.in_flight: Counter = Counter()
-        self.threads = [threading.Thread(target=self._run, args=(n,), daemon=True) for n in range(threads)]
-
-    def start(self) -> None:
-        for thread in self.threads:
-            thread.start()
-
-    def finish(self) -> None:
-        self.stop.set()
-        for thread in self.threads:
-            thread.join(timeout=30)
-        if any(thread.is_alive() for thread in self.threads):
-            raise BenchError("a web path thread hung")
-
-    @property
-    def created_all(self) -> bool:
-        with self.lock:
-            return not self.to_create
-
-    def _take(self, count: int) -> list[str]:
-        with self.lock:
-            taken, self.to_create = self.to_create[:count], self.to_create[count:]
-            return taken
-
-    def _run(self, number: int) -> None:
-        rng = random.Random(number)
-        try:
-            while not self.stop.is_set():
-                if not self.pause.is_set():
-                    self._one_request(rng)
-                self.stop.wait(rng.uniform(0.01, 0.1))
-        except BaseException:  # noqa: BLE001 - reported as a wrong result, with its traceback
-            self.errors.append(traceback.format_exc())
-        finally:
-            connection.close()  # this thread's own connection
-
-    def _one_request(self, rng: random.Random) -> None:
-        if rng.random() < 0.4:
-            if rng.random() < 0.6:
-                for reference in self._take(1):
-                    with self._sending([reference]):
-                        services.submit(user=self.owner, reference_id=reference, **SAMPLE_INPUTS)
-                    self.calls["submit"] += 1
-            else:
-                rows = [{"reference_id": reference, **SAMPLE_INPUTS} for reference in self._take(rng.randint(2, 8))]
-                if rows:
-                    with self._sending([row["reference_id"] for row in rows]):
-                        services.create_batch(user=self.owner, name=f"batch {rows[0]['reference_id']}", rows=rows)
-                    self.calls["create_batch"] += 1
-            return
-        for row in Submission.objects.filter(state=State.SENDING):
-            if row.is_stuck_sending:
-                with self._sending([row.reference_id]):
-                    services.send_again(submission=row)
-                self.calls["send_again"] += 1
-        due = list(Submission.objects.filter(state=State.PENDING, next_attempt_at__lte=timezone.now())[:20])
-        if due:
-            row = rng.choice(due)
-            with self._sending([row.reference_id]):
-                services.send_if_room(submission=row)
-            self.calls["send_if_room"] += 1
-
-    @contextmanager
-    def _sending(self, references: list[str]) -> Iterator[None]:
-        with self.lock:
-            self.in_flight.update(references)
-        try:
-            yield
-        finally:
-            with self.lock:
-                self.in_flight.subtract(references)
-
-    def sending_now(self) -> list[str]:
-        """The reference ids the web path is sending at this moment."""
-        with self.lock:
-            return [reference for reference, n in self.in_flight.items() if n > 0]
-
-
 def feed_slow_answers(sandbox: SandboxServer, stop: threading.Event) -> None:
     """Now and then one answer (a send, a lookup or a poll) comes after the client has given up."""
     rng = random.Random(7)
@@ -698,7 +606,8 @@ def chaos(ctx: Context) -> list[Row]:
         queue_submissions(owner, CHAOS_QUEUED, prefix="bench-chaos-queued")
         env = worker_env(sandbox, CHAOS_DEPLOYMENT)
         workers = [Worker(f"chaos-worker-{n}", env, TMP_DIR) for n in range(2)]
-        web = WebPath(owner, [f"bench-chaos-web-{n}" for n in range(CHAOS_FROM_THE_WEB)], CHAOS_WEB_THREADS)
+        web = WebPath(owner, [f"bench-chaos-web-{n}" for n in range(CHAOS_FROM_THE_WEB)], threads=CHAOS_WEB_THREADS,
+                      inputs=SAMPLE_INPUTS, new_work_share=0.4, largest_batch=8, pace=(0.01, 0.1))
         stop_feeding = threading.Event()
         feeder = threading.Thread(target=feed_slow_answers, args=(sandbox, stop_feeding), daemon=True)
 
@@ -721,7 +630,8 @@ def chaos(ctx: Context) -> list[Row]:
             wait(settled, "settling")
             took = time.monotonic() - started
             stop_feeding.set()
-            web.finish()
+            if not web.finish():
+                raise BenchError("a web path thread hung")
             clean, exits = stop_workers(workers)
         finally:
             stop_feeding.set()

@@ -1,11 +1,18 @@
-"""Real `manage.py run_worker` processes on the caller's own database, for the chaos test and the
-benchmarks: started, SIGKILLed, stopped like a deployment does, their output kept in a file."""
+"""The moving parts of a deployment, for the chaos test and the benchmarks: real `manage.py run_worker`
+processes on the caller's own database (started, SIGKILLed, stopped like a deployment does, output kept
+in a file), and the web path (threads doing what web requests do)."""
 
 from __future__ import annotations
 
+import random
 import signal
 import subprocess
 import sys
+import threading
+import traceback
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import quote
 
@@ -75,3 +82,115 @@ class Worker:
     def sends_attempted(self) -> int:
         """From the lines the worker prints after each send pass ("Outbox: N sends attempted")."""
         return sum(int(line.split()[1]) for line in self.output().splitlines() if line.startswith("Outbox: "))
+
+
+class WebPath:
+    """Threads doing what web requests do while the workers run: submit (save, then send at once if the
+    budget has room), submit a batch, "Send again" on a send a crash interrupted, and send a waiting
+    submission that someone is looking at (it goes only if the budget has room)."""
+
+    def __init__(
+        self,
+        user,
+        reference_ids: list[str],
+        *,
+        threads: int,
+        inputs: dict,
+        new_work_share: float = 0.5,
+        largest_batch: int = 5,
+        pace: tuple[float, float] = (0.01, 0.06),
+    ):
+        self.user = user
+        self.to_create = list(reference_ids)
+        self.inputs = inputs
+        self.new_work_share = new_work_share
+        self.largest_batch = largest_batch
+        self.pace = pace
+        self.lock = threading.Lock()
+        self.stop = threading.Event()
+        self.pause = threading.Event()  # set: the web path sends nothing (no request comes in) meanwhile
+        self.errors: list[str] = []
+        self.calls: Counter = Counter()
+        self.in_flight: Counter = Counter()
+        self.threads = [threading.Thread(target=self._run, args=(n,), daemon=True) for n in range(threads)]
+
+    def start(self) -> None:
+        for thread in self.threads:
+            thread.start()
+
+    def finish(self) -> bool:
+        """Stop and wait for the threads; False if one hung."""
+        self.stop.set()
+        for thread in self.threads:
+            thread.join(timeout=30)
+        return not any(thread.is_alive() for thread in self.threads)
+
+    @property
+    def created_all(self) -> bool:
+        with self.lock:
+            return not self.to_create
+
+    def _take(self, count: int) -> list[str]:
+        with self.lock:
+            taken, self.to_create = self.to_create[:count], self.to_create[count:]
+            return taken
+
+    def _run(self, number: int) -> None:
+        from django.db import connection
+
+        rng = random.Random(number)
+        try:
+            while not self.stop.is_set():
+                if not self.pause.is_set():
+                    self._one_request(rng)
+                self.stop.wait(rng.uniform(*self.pace))
+        except BaseException:  # noqa: BLE001 - reported by the caller, with its traceback
+            self.errors.append(traceback.format_exc())
+        finally:
+            connection.close()  # this thread's own connection
+
+    def _one_request(self, rng: random.Random) -> None:
+        from django.utils import timezone
+
+        from submissions import services
+        from submissions.models import Submission
+
+        if rng.random() < self.new_work_share:
+            if rng.random() < 0.6:
+                for reference in self._take(1):
+                    with self._sending([reference]):
+                        services.submit(user=self.user, reference_id=reference, **self.inputs)
+                    self.calls["submit"] += 1
+            else:
+                rows = [{"reference_id": r, **self.inputs} for r in self._take(rng.randint(2, self.largest_batch))]
+                if rows:
+                    with self._sending([row["reference_id"] for row in rows]):
+                        services.create_batch(user=self.user, name=f"batch {rows[0]['reference_id']}", rows=rows)
+                    self.calls["create_batch"] += 1
+            return
+        for row in Submission.objects.filter(state=Submission.State.SENDING):
+            if row.is_stuck_sending:
+                with self._sending([row.reference_id]):
+                    services.send_again(submission=row)  # the admin's or the owner's "Send again"
+                self.calls["send_again"] += 1
+        due = list(Submission.objects.filter(state=Submission.State.PENDING, next_attempt_at__lte=timezone.now())[:20])
+        if due:
+            row = rng.choice(due)
+            with self._sending([row.reference_id]):
+                services.send_if_room(submission=row)
+            self.calls["send_if_room"] += 1
+
+    @contextmanager
+    def _sending(self, references: list[str]) -> Iterator[None]:
+        with self.lock:
+            self.in_flight.update(references)
+        try:
+            yield
+        finally:
+            with self.lock:
+                self.in_flight.subtract(references)
+
+    def sending_now(self) -> list[str]:
+        """The reference ids the web path is sending at this moment."""
+        with self.lock:
+            return [reference for reference, n in self.in_flight.items() if n > 0]

@@ -17,13 +17,8 @@ lookup must be settled from when it was sent, by the same process and after a cr
 from __future__ import annotations
 
 import os
-import random
-import threading
 import time
-import traceback
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -32,7 +27,7 @@ from django.db import connection
 from django.db.models import Count, Q
 from django.utils import timezone
 
-from bench.workers import Worker, database_url
+from bench.workers import WebPath, Worker, database_url
 from submissions import services
 from submissions.models import Submission
 
@@ -44,6 +39,7 @@ QUEUED = 60  # saved before the run, waiting in the outbox
 FROM_THE_WEB = 40  # submitted by the web path while the workers run
 TOTAL = QUEUED + FROM_THE_WEB
 WEB_THREADS = 2
+WEB_INPUTS = {"video_url": "https://cdn.example.com/ep.mp4", "audio_url": "https://cdn.example.com/ep-de.wav"}
 SETTLE_DEADLINE = 75.0  # seconds; a run still unsettled after this has a job stuck for good
 NOT_DONE = [State.PENDING, State.SENDING, State.SEND_FAILED]
 
@@ -80,97 +76,6 @@ def worker_env(sandbox) -> dict[str, str]:
         LOG_LEVEL="WARNING",
     )
     return env
-
-
-class WebPath:
-    """Threads doing what web requests do, at the same time as the workers: submit (save, then send at
-    once if the budget has room), submit a batch, "Send again" on a send interrupted by a crash, and
-    send a waiting submission that someone is looking at (it goes only if the budget has room)."""
-
-    def __init__(self, user, reference_ids: list[str]):
-        self.user = user
-        self.to_create = list(reference_ids)
-        self.lock = threading.Lock()
-        self.stop = threading.Event()
-        self.pause = threading.Event()  # set: the web path sends nothing meanwhile
-        self.errors: list[str] = []
-        self.calls = Counter()
-        self.in_flight = Counter()
-        self.threads = [threading.Thread(target=self._run, args=(n,), daemon=True) for n in range(WEB_THREADS)]
-
-    def start(self) -> None:
-        for thread in self.threads:
-            thread.start()
-
-    def finish(self) -> None:
-        self.stop.set()
-        for thread in self.threads:
-            thread.join(timeout=30)
-        assert not any(thread.is_alive() for thread in self.threads), "a web thread hung"
-
-    @property
-    def created_all(self) -> bool:
-        with self.lock:
-            return not self.to_create
-
-    def _take(self, count: int) -> list[str]:
-        with self.lock:
-            taken, self.to_create = self.to_create[:count], self.to_create[count:]
-            return taken
-
-    def _run(self, number: int) -> None:
-        rng = random.Random(number)
-        try:
-            while not self.stop.is_set():
-                if not self.pause.is_set():
-                    self._one_request(rng)
-                self.stop.wait(rng.uniform(0.01, 0.06))
-        except BaseException:  # noqa: BLE001 - the test reports it with its traceback
-            self.errors.append(traceback.format_exc())
-        finally:
-            connection.close()  # this thread's own connection
-
-    def _one_request(self, rng: random.Random) -> None:
-        inputs = {"video_url": "https://cdn.example.com/ep.mp4", "audio_url": "https://cdn.example.com/ep-de.wav"}
-        if rng.random() < 0.5:
-            if rng.random() < 0.6:
-                for reference in self._take(1):
-                    with self._sending([reference]):
-                        services.submit(user=self.user, reference_id=reference, **inputs)
-                    self.calls["submit"] += 1
-            else:
-                rows = [{"reference_id": reference, **inputs} for reference in self._take(rng.randint(2, 5))]
-                if rows:
-                    with self._sending([row["reference_id"] for row in rows]):
-                        services.create_batch(user=self.user, name=f"batch {rows[0]['reference_id']}", rows=rows)
-                    self.calls["create_batch"] += 1
-            return
-        for row in Submission.objects.filter(state=State.SENDING):
-            if row.is_stuck_sending:
-                with self._sending([row.reference_id]):
-                    services.send_again(submission=row)  # the admin's or the owner's "Send again"
-                self.calls["send_again"] += 1
-        due = list(Submission.objects.filter(state=State.PENDING, next_attempt_at__lte=timezone.now())[:20])
-        if due:
-            row = rng.choice(due)
-            with self._sending([row.reference_id]):
-                services.send_if_room(submission=row)
-            self.calls["send_if_room"] += 1
-
-    @contextmanager
-    def _sending(self, references: list[str]) -> Iterator[None]:
-        with self.lock:
-            self.in_flight.update(references)
-        try:
-            yield
-        finally:
-            with self.lock:
-                self.in_flight.subtract(references)
-
-    def sending_now(self) -> list[str]:
-        """The reference ids the web path is sending at this moment."""
-        with self.lock:
-            return [reference for reference, n in self.in_flight.items() if n > 0]
 
 
 # --- Waiting and checking ---------------------------------------------------------------------------
@@ -285,7 +190,7 @@ def chaos(sandbox, settings, tmp_path, user):
     queue(user, QUEUED)
     env = worker_env(sandbox)
     workers = [Worker(f"worker-{n}", env, tmp_path) for n in range(2)]
-    web = WebPath(user, [f"chaos-web-{n}" for n in range(FROM_THE_WEB)])
+    web = WebPath(user, [f"chaos-web-{n}" for n in range(FROM_THE_WEB)], threads=WEB_THREADS, inputs=WEB_INPUTS)
     try:
         yield workers, web
     finally:
@@ -304,7 +209,7 @@ def start_all(workers: list[Worker], web: WebPath) -> None:
 
 def stop_all(workers: list[Worker], web: WebPath, sandbox) -> None:
     """A clean stop (SIGTERM) once settled: the workers must exit 0, having logged no crash."""
-    web.finish()
+    assert web.finish(), "a web thread hung"
     codes = {worker.name: worker.stop() for worker in workers}
     assert set(codes.values()) == {0}, report(sandbox, workers, web, f"workers' exit codes: {codes}")
     for worker in workers:
