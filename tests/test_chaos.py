@@ -269,7 +269,13 @@ def test_a_worker_killed_in_the_middle_of_a_send_loses_and_duplicates_nothing(sa
         return report(sandbox, workers, web, why)
 
     wait_until(lambda: sent_count() >= TOTAL // 4, seconds=SETTLE_DEADLINE, workers=workers, describe=describe)
-    interrupted = kill_in_the_middle_of_a_send(victim, web, workers, describe)
+    # Slower answers while killing: each send then lasts long enough for the kill to land inside one, and
+    # the backlog outlasts the attempts (on a fast run the workers could otherwise finish first).
+    usual_latency, sandbox.faults.latency = sandbox.faults.latency, 0.4
+    try:
+        interrupted = kill_in_the_middle_of_a_send(victim, web, workers, describe)
+    finally:
+        sandbox.faults.latency = usual_latency
     assert interrupted, describe(f"{victim.runs - 1} kills, none interrupted a send: the scenario did not happen")
 
     took = wait_until(lambda: is_settled(web), seconds=SETTLE_DEADLINE, workers=workers, describe=describe)
