@@ -72,7 +72,7 @@ from django.utils import timezone  # noqa: E402
 from submissions import services, tracking  # noqa: E402
 from submissions.models import Batch, Submission  # noqa: E402
 from submissions.sandbox import SandboxServer  # noqa: E402
-from bench.workers import WebPath, Worker, database_url  # noqa: E402
+from bench.workers import WebPath, Worker, worker_env  # noqa: E402
 from submissions.sandbox.server import ApiError  # noqa: E402
 
 State = Submission.State
@@ -361,21 +361,6 @@ def quiet_logs() -> Iterator[None]:
         logger.setLevel(previous)
 
 
-def worker_env(sandbox: SandboxServer, deployment: dict[str, float]) -> dict[str, str]:
-    """The workers' environment: the same settings as this process, nothing inherited but the basics."""
-    env = {name: os.environ[name] for name in ("PATH", "HOME", "LANG", "TMPDIR") if name in os.environ}
-    env.update({name: f"{value:g}" for name, value in deployment.items()})
-    env.update(
-        DJANGO_SETTINGS_MODULE="dubdash.settings",
-        DEBUG="true",
-        DATABASE_URL=database_url(connection),
-        CHAMELAION_API_KEY="",
-        CHAMELAION_SANDBOX_URL=sandbox.base_url,
-        LOG_LEVEL="WARNING",
-    )
-    return env
-
-
 def stop_workers(workers: list[Worker]) -> tuple[bool, str]:
     """Stop them cleanly; (clean, what to show): every one exited 0 without a traceback in its log."""
     codes = [worker.stop() for worker in workers]
@@ -517,7 +502,7 @@ def outbox_drain(ctx: Context) -> list[Row]:
     ):
         sandbox.faults.latency, sandbox.faults.latency_jitter = LATENCY, LATENCY  # 20 to 40 ms a call
         queue_submissions(owner, DRAIN_SUBMISSIONS, prefix="bench-drain")
-        env = worker_env(sandbox, DRAIN_DEPLOYMENT)
+        env = worker_env(connection=connection, sandbox_url=sandbox.base_url, deployment=DRAIN_DEPLOYMENT)
         workers = [Worker(f"drain-worker-{n}", env, TMP_DIR) for n in range(2)]
         try:
             for worker in workers:
@@ -604,7 +589,7 @@ def chaos(ctx: Context) -> list[Row]:
         for name, value in CHAOS_FAULTS.items():
             setattr(sandbox.faults, name, value)
         queue_submissions(owner, CHAOS_QUEUED, prefix="bench-chaos-queued")
-        env = worker_env(sandbox, CHAOS_DEPLOYMENT)
+        env = worker_env(connection=connection, sandbox_url=sandbox.base_url, deployment=CHAOS_DEPLOYMENT)
         workers = [Worker(f"chaos-worker-{n}", env, TMP_DIR) for n in range(2)]
         web = WebPath(owner, [f"bench-chaos-web-{n}" for n in range(CHAOS_FROM_THE_WEB)], threads=CHAOS_WEB_THREADS,
                       inputs=SAMPLE_INPUTS, new_work_share=0.4, largest_batch=8, pace=(0.01, 0.1))

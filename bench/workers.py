@@ -194,3 +194,22 @@ class WebPath:
         """The reference ids the web path is sending at this moment."""
         with self.lock:
             return [reference for reference, n in self.in_flight.items() if n > 0]
+
+
+def worker_env(*, connection, sandbox_url: str, deployment: dict, **extra: str) -> dict[str, str]:
+    """A worker's environment: this process's database and sandbox, the given settings, and nothing
+    inherited but the basics (so the caller's own environment cannot change the experiment)."""
+    import os
+
+    env = {name: os.environ[name] for name in ("PATH", "HOME", "LANG", "TMPDIR") if name in os.environ}
+    env.update({name: str(value) if isinstance(value, (str, int)) else f"{value:g}" for name, value in deployment.items()})
+    env.update(
+        DJANGO_SETTINGS_MODULE="dubdash.settings",
+        DEBUG="true",
+        DATABASE_URL=database_url(connection),
+        CHAMELAION_API_KEY="",
+        CHAMELAION_SANDBOX_URL=sandbox_url,
+        LOG_LEVEL="WARNING",
+        **extra,
+    )
+    return env

@@ -417,6 +417,7 @@ from django.utils.decorators import method_decorator  # noqa: E402
 from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables  # noqa: E402
 
 from submissions import credentials  # noqa: E402
+from submissions.forms import ApiKeyField  # noqa: E402
 from submissions.models import ApiCredential  # noqa: E402
 
 
@@ -425,12 +426,7 @@ class ApiCredentialForm(forms.ModelForm):
     and the row itself is written by credentials.store_api_key, encrypted. Django's history entry for a
     change names the field ("Changed New API key."), never its value."""
 
-    api_key = forms.CharField(
-        label="New API key",
-        max_length=credentials.MAX_KEY_LENGTH,
-        widget=forms.PasswordInput(
-            render_value=False, attrs={"autocomplete": "off", "spellcheck": "false", "autocapitalize": "off"}
-        ),
+    api_key = ApiKeyField(
         help_text="Stored encrypted and used at once everywhere, without a restart. Only its last four "
         "characters are shown afterwards. It takes precedence over CHAMELAION_API_KEY.",
     )

@@ -138,3 +138,16 @@ class MemberForm(forms.Form):
     jobs_per_month = forms.IntegerField(
         label="Monthly job limit", required=False, min_value=1, max_value=1_000_000, help_text="Blank: no limit."
     )
+
+
+class ApiKeyField(forms.CharField):
+    """The Chamelaion key, write-only: a password input that is never filled in, not even after an error,
+    so a form shown again never carries the key back to the browser."""
+
+    def __init__(self, **kwargs):
+        from submissions.credentials import MAX_KEY_LENGTH
+
+        widget = forms.PasswordInput(
+            render_value=False, attrs={"autocomplete": "off", "spellcheck": "false", "autocapitalize": "off"}
+        )
+        super().__init__(label="New API key", max_length=MAX_KEY_LENGTH, widget=widget, **kwargs)

@@ -34,21 +34,6 @@ def get_resendable_submission(*, user: Any, pk: Any) -> Submission | None:
     return submissions_of(user=user).filter(pk=pk, state=Submission.State.SEND_FAILED).first()
 
 
-def earlier_submissions_of_the_same_inputs(
-    *, video_url: str, audio_url: str, disable_active_speaker_detection: bool, limit: int = 5
-) -> list[Submission]:
-    """Anyone's earlier submissions of exactly this video, audio and options (sending again costs money)."""
-    fingerprint = inputs_fingerprint(video_url, audio_url, disable_active_speaker_detection)
-    if not fingerprint:
-        return []
-    return list(
-        Submission.objects.filter(inputs_fingerprint=fingerprint)
-        .exclude(state__in=[Submission.State.SEND_FAILED])
-        .select_related("created_by")
-        .order_by("-created_at")[:limit]
-    )
-
-
 def visible_batches(*, user: Any) -> QuerySet[Batch]:
     queryset = Batch.objects.select_related("created_by")
     return queryset if user.has_perm("submissions.view_team_history") else queryset.filter(created_by=user)

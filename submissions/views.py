@@ -57,11 +57,8 @@ def new_submission(request):
 
     form = SubmissionForm(request.POST, resubmitting=resubmitting)
     if form.is_valid() and resubmitting is None and not request.POST.get("confirm_duplicate"):
-        earlier = selectors.earlier_submissions_of_the_same_inputs(
-            video_url=form.cleaned_data["video_url"],
-            audio_url=form.cleaned_data["audio_url"],
-            disable_active_speaker_detection=form.cleaned_data["disable_active_speaker_detection"],
-        )
+        found = selectors.earlier_submissions_of_jobs([form.cleaned_data], per_job=5)
+        earlier = found[0][1] if found else []
         if earlier:  # every job costs money: ask before sending the same thing twice
             return render(request, "submissions/new.html", {"form": form, "duplicates": earlier})
     if form.is_valid():

@@ -11,18 +11,13 @@ from django.views.decorators.debug import sensitive_post_parameters, sensitive_v
 from django.views.decorators.http import require_http_methods, require_POST
 
 from submissions import credentials
+from submissions.forms import ApiKeyField
 
 MANAGE = "submissions.manage_api_key"
 
 
 class ApiKeyForm(forms.Form):
-    api_key = forms.CharField(
-        label="New API key",
-        max_length=credentials.MAX_KEY_LENGTH,
-        # render_value=False: a form shown again (after an error) never carries the key back to the browser.
-        widget=forms.PasswordInput(
-            render_value=False, attrs={"autocomplete": "off", "spellcheck": "false", "autocapitalize": "off"}
-        ),
+    api_key = ApiKeyField(
         help_text="Paste the token from Chamelaion. It is stored encrypted and used at once by every page and "
         "the worker; afterwards only its last four characters are shown.",
     )

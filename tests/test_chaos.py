@@ -16,7 +16,6 @@ lookup must be settled from when it was sent, by the same process and after a cr
 
 from __future__ import annotations
 
-import os
 import time
 from collections import Counter
 from datetime import datetime, timedelta
@@ -27,7 +26,7 @@ from django.db import connection
 from django.db.models import Count, Q
 from django.utils import timezone
 
-from bench.workers import WebPath, Worker, database_url
+from bench.workers import WebPath, Worker, worker_env
 from submissions import services
 from submissions.models import Submission
 
@@ -61,21 +60,6 @@ FAULTS = {"rate_drop_after_create": 0.2, "rate_500": 0.1, "rate_429": 0.1, "late
 
 
 # --- The deployment: worker processes, the web path -------------------------------------------------
-
-
-def worker_env(sandbox) -> dict[str, str]:
-    env = {name: os.environ[name] for name in ("PATH", "HOME", "LANG", "TMPDIR") if name in os.environ}
-    env.update({name: str(value) for name, value in DEPLOYMENT.items()})
-    env.update(
-        DJANGO_SETTINGS_MODULE="dubdash.settings",
-        DEBUG="true",
-        DATABASE_URL=database_url(connection),
-        CHAMELAION_API_KEY="",
-        CHAMELAION_SANDBOX_URL=sandbox.base_url,
-        WORKER_INTERVAL_SECONDS="0.2",
-        LOG_LEVEL="WARNING",
-    )
-    return env
 
 
 # --- Waiting and checking ---------------------------------------------------------------------------
@@ -188,7 +172,7 @@ def chaos(sandbox, settings, tmp_path, user):
     for name, value in FAULTS.items():
         setattr(sandbox.faults, name, value)
     queue(user, QUEUED)
-    env = worker_env(sandbox)
+    env = worker_env(connection=connection, sandbox_url=sandbox.base_url, deployment=DEPLOYMENT, WORKER_INTERVAL_SECONDS="0.2")
     workers = [Worker(f"worker-{n}", env, tmp_path) for n in range(2)]
     web = WebPath(user, [f"chaos-web-{n}" for n in range(FROM_THE_WEB)], threads=WEB_THREADS, inputs=WEB_INPUTS)
     try:
@@ -371,7 +355,7 @@ def test_a_worker_killed_during_a_post_that_followed_a_slow_lookup_does_not_get_
         audio_url="https://cdn.example.com/ep-de.wav", send_attempts=1, last_attempt_at=now - timedelta(seconds=9),
         outcome_unknown_since=now - timedelta(seconds=9), next_attempt_at=now,
     )
-    env = worker_env(sandbox)
+    env = worker_env(connection=connection, sandbox_url=sandbox.base_url, deployment=DEPLOYMENT, WORKER_INTERVAL_SECONDS="0.2")
     env.update({name: str(value) for name, value in deployment.items()})
     worker = Worker("worker", env, tmp_path)
     sandbox.faults.hang_seconds = 0.9  # the lookup: a slow "not found", within the read timeout
