@@ -1,11 +1,17 @@
 """The team-side benchmark: 100,000 jobs across 20 members. Server time (p50, p95) and SQL queries of the
 team history (unfiltered, member + state, a search, a page deep down), the detail page and the admin
-changelist, beside a trivial login-required view measured in the same run.
+changelist, beside a trivial login-required view measured in the same rounds.
+
+The trivial view is measured in two forms: a bare HttpResponse("ok"), and the same view rendering the
+site's layout around no data. Every page of DubDash is a login-required page in that layout (navigation
+by permission, banners, a logout form with its CSRF token), so the layout form is what a trivial view
+costs here and the 3x target is measured against it; the ratio to the bare response is printed beside it.
 
 Imported by bench/run.py (which has set Django up); returns plain tuples that run.py turns into rows."""
 
 from __future__ import annotations
 
+import math
 import random
 import statistics
 import time
@@ -25,9 +31,10 @@ from submissions.models import Batch, Submission, inputs_fingerprint
 
 JOBS = 100_000
 MEMBERS = 20
-REQUESTS = 40  # per page, after warming up
+ROUNDS = 300  # requests per page: one round asks for every page once, in a shuffled order
+ADMIN_REQUESTS = 40  # the admin changelist is measured on its own: at about 100 ms a request, 40 are enough
 MAX_QUERIES = 8
-MAX_RATIO = 3.0  # team history p95 / trivial view p95
+MAX_RATIO = 3.0  # team history p95 / trivial view p95 (site layout)
 MAX_ADMIN_P95_MS = 200.0
 LANGUAGES = ["de", "fr", "es", "it", "ja", "pt", "ko", "zh-hans", "nl", "pl", "sv", "tr"]
 STATES = [Submission.State.COMPLETED] * 8 + [Submission.State.FAILED, Submission.State.PROCESSING]
@@ -41,9 +48,7 @@ TRIVIAL_PAGE = engines["django"].from_string('{% extends "base.html" %}{% block 
 
 
 def trivial_page(request):
-    """The same, as a page: the site's layout (navigation, banners) around no data. The layout's
-    own cost (session, user, permissions, rendering) is paid by every page, so the history is compared
-    with this."""
+    """The same view as a page: the site's layout (navigation, banners, logout form) around no data."""
     return HttpResponse(TRIVIAL_PAGE.render({}, request))
 
 
@@ -93,19 +98,47 @@ def seed() -> tuple[list, list[Submission]]:
     return members, rows
 
 
-def measure(client: Client, url: str) -> tuple[float, float, int]:
+def p50_p95(timings: list[float]) -> tuple[float, float]:
+    ordered = sorted(timings)
+    return statistics.median(ordered), ordered[math.ceil(len(ordered) * 0.95) - 1]  # nearest-rank p95
+
+
+def count_queries(client: Client, url: str) -> int:
+    with CaptureQueriesContext(connection) as queries:
+        assert client.get(url).status_code == 200, url
+    return len(queries)
+
+
+def measure_together(client: Client, pages: dict[str, str]) -> dict[str, tuple[float, float, int]]:
+    """Server time of several pages measured in the same rounds, each round in a new random order, so
+    that whatever else the machine does at a moment (another VM, a GC pause, a cache flushed) falls on
+    all of them alike rather than on whichever page was being measured then."""
+    for url in pages.values():
+        for _ in range(3):
+            assert client.get(url).status_code == 200, url
+    timings: dict[str, list[float]] = {name: [] for name in pages}
+    order = list(pages.items())
+    shuffle = random.Random(7).shuffle
+    for _ in range(ROUNDS):
+        shuffle(order)
+        for name, url in order:
+            started = time.perf_counter()
+            response = client.get(url)
+            timings[name].append((time.perf_counter() - started) * 1000)
+            assert response.status_code == 200, url
+    return {name: (*p50_p95(timings[name]), count_queries(client, pages[name])) for name in pages}
+
+
+def measure_alone(client: Client, url: str, requests: int) -> tuple[float, float, int]:
     for _ in range(3):
         assert client.get(url).status_code == 200, url
     timings = []
-    for _ in range(REQUESTS):
+    for _ in range(requests):
         started = time.perf_counter()
         response = client.get(url)
         timings.append((time.perf_counter() - started) * 1000)
         assert response.status_code == 200, url
-    with CaptureQueriesContext(connection) as queries:
-        client.get(url)
-    timings.sort()
-    return statistics.median(timings), timings[int(len(timings) * 0.95) - 1], len(queries)
+    return (*p50_p95(timings), count_queries(client, url))
 
 
 def run() -> list[tuple]:
@@ -116,29 +149,34 @@ def run() -> list[tuple]:
     client = Client()
     client.force_login(admin)
     deep = Submission.objects.order_by("-created_at", "-pk").values_list("created_at", "pk")[60_000]
+    bare, layout = "trivial view, bare response", "trivial view, site layout"
     pages = {
-        "trivial login-required view": "/bench/trivial/",
-        "trivial login-required page": "/bench/page/",
+        bare: "/bench/trivial/",
+        layout: "/bench/page/",
         "team history": "/?scope=team",
         "team history, member + state": f"/?scope=team&member={members[7].pk}&state=failed",
         "team history, search": "/?scope=team&q=Episode+4711",
         "team history, page 1,200": f"/?scope=team&after={deep[0].isoformat().replace('+', '%2B')}_{deep[1]}",
         "job detail": rows[50_000].get_absolute_url() if rows[50_000].pk else "/",
-        "admin changelist": "/admin/submissions/submission/",
     }
-    results = {}
+    admin_changelist = "/admin/submissions/submission/"
     # Static files as in tests (no collectstatic in a benchmark); everything else as in production.
     plain_static = {"default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
                     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}}
     with override_settings(ROOT_URLCONF="history", STORAGES=plain_static):
-        for name, url in pages.items():
-            results[name] = measure(client, url)
-    trivial_p95 = results["trivial login-required page"][1]
-    out = [("setup", "jobs seeded", f"{JOBS:,} across {MEMBERS} members in {seeded:.0f} s", "", None)]
+        results = measure_together(client, pages)
+        results["admin changelist"] = measure_alone(client, admin_changelist, ADMIN_REQUESTS)
+    layout_p95, bare_p95 = results[layout][1], results[bare][1]
+    out = [
+        ("setup", "jobs seeded", f"{JOBS:,} across {MEMBERS} members in {seeded:.0f} s", "", None),
+        ("setup", "requests per page", f"{ROUNDS} (admin changelist {ADMIN_REQUESTS})", "", None),
+    ]
     for name, (p50, p95, queries) in results.items():
         out.append((name, "server time p50 / p95", f"{p50:.1f} / {p95:.1f} ms", "", None))
         if name.startswith("team history"):
-            out.append((name, "p95 vs trivial page", f"{p95 / trivial_p95:.1f}x", f"<= {MAX_RATIO:g}x", p95 <= MAX_RATIO * trivial_p95))
+            out.append((name, "p95 vs trivial view, site layout", f"{p95 / layout_p95:.1f}x", f"<= {MAX_RATIO:g}x",
+                        p95 <= MAX_RATIO * layout_p95))
+            out.append((name, "p95 vs trivial view, bare response", f"{p95 / bare_p95:.1f}x", "", None))
         if name == "admin changelist":
             out.append((name, "p95", f"{p95:.0f} ms", f"< {MAX_ADMIN_P95_MS:g} ms", p95 < MAX_ADMIN_P95_MS))
         target = name.startswith("team history") or name == "job detail"

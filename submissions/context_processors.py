@@ -1,12 +1,28 @@
-from submissions.chamelaion import is_sandbox_mode
+from django.conf import settings
+
+from submissions import credentials, shortcache
 from submissions.models import Problem
+
+
+def _stored_key_and_problems() -> tuple[bool, list[Problem]]:
+    return credentials.active_key_source() == "stored", list(Problem.objects.all())
+
+
+# Every page shows these banners; what they depend on changes a few times a year.
+BANNERS = shortcache.ShortCached(
+    "dubdash:banners", _stored_key_and_problems, models=("submissions.ApiCredential", "submissions.Problem")
+)
 
 
 def dubdash(request):
     user = getattr(request, "user", None)
     is_staff = bool(user and user.is_authenticated and user.is_staff)
+    if settings.CHAMELAION_API_KEY and not is_staff:
+        return {"sandbox_mode": False, "problems": []}  # a key in the environment: nothing to read
+    stored_key, problems = BANNERS.get()
     return {
-        "sandbox_mode": is_sandbox_mode(),
-        # Only administrators can act on these, so only they are shown them (one small query per page).
-        "problems": list(Problem.objects.all()) if is_staff else [],
+        # No key anywhere (chamelaion.is_sandbox_mode, from the short-lived copy).
+        "sandbox_mode": not stored_key and not settings.CHAMELAION_API_KEY,
+        # Only administrators can act on these, so only they are shown them.
+        "problems": problems if is_staff else [],
     }

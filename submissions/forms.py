@@ -98,22 +98,27 @@ class HistoryFilterForm(forms.Form):
     A bad value gets a message next to its field; the good ones still apply."""
 
     SORTS = [("created", "Newest first"), ("finished", "Recently finished (finished jobs only)")]
+    STATES = [("", "Any state"), *Submission.State.choices]
+    LANGUAGES = [("", "Any language"), *settings.DUBBING_LANGUAGES]
 
+    # The fixed lists are given as callables: this form is built on every load and poll of the history,
+    # and Django deep-copies list choices (a hundred languages) into every instance.
     scope = forms.ChoiceField(choices=[("mine", "Mine"), ("team", "Team")], required=False)
     q = forms.CharField(label="Search", required=False, max_length=200, strip=True)
     # Checked against the member list the page loads anyway, so filtering by member costs no extra query.
     member = forms.TypedChoiceField(label="Member", required=False, coerce=int, empty_value=None)
-    state = forms.ChoiceField(label="State", required=False, choices=[("", "Any state")] + Submission.State.choices)
-    language = forms.ChoiceField(label="Language", required=False, choices=[("", "Any language")] + settings.DUBBING_LANGUAGES)
+    state = forms.ChoiceField(label="State", required=False, choices=lambda: HistoryFilterForm.STATES)
+    language = forms.ChoiceField(label="Language", required=False, choices=lambda: HistoryFilterForm.LANGUAGES)
     batch = forms.IntegerField(label="Batch id", required=False, min_value=1)
     batch_name = forms.CharField(label="Batch name", required=False, max_length=200, strip=True)
     created_from = forms.DateField(label="From", required=False, widget=forms.DateInput(attrs={"type": "date"}))
     created_to = forms.DateField(label="To", required=False, widget=forms.DateInput(attrs={"type": "date"}))
-    sort = forms.ChoiceField(label="Sort", required=False, choices=SORTS)
+    sort = forms.ChoiceField(label="Sort", required=False, choices=lambda: HistoryFilterForm.SORTS)
 
-    def __init__(self, *args, members, **kwargs):
+    def __init__(self, *args, members: list[tuple[int, str]], **kwargs):
+        """`members`: (id, username) pairs, from selectors.member_choices()."""
         super().__init__(*args, **kwargs)
-        self.fields["member"].choices = [("", "Anyone")] + [(str(member.pk), member.get_username()) for member in members]
+        self.fields["member"].choices = [("", "Anyone")] + [(str(pk), username) for pk, username in members]
 
     def clean(self):
         cleaned = super().clean()

@@ -29,6 +29,11 @@ def _language_names() -> dict[str, str]:
     return dict(settings.DUBBING_LANGUAGES)
 
 
+@functools.cache
+def _state_labels() -> dict[str, str]:
+    return {state.value: str(state.label) for state in Submission.State}
+
+
 def inputs_fingerprint(video_url: str, audio_url: str, disable_active_speaker_detection: bool) -> str:
     if not (video_url and audio_url):
         return ""
@@ -52,7 +57,28 @@ reference_id_validator = RegexValidator(
 )
 
 
-class Submission(models.Model):
+class JobLabels:
+    """What the pages say about a job, from its target_language, state and upstream_status. Shared by
+    Submission and the history's light rows (selectors.HistoryRow), which skip building model instances."""
+
+    @property
+    def language_name(self) -> str:
+        return _language_names().get(self.target_language, self.target_language)
+
+    @property
+    def status_label(self) -> str:
+        """What the badge says: for an unknown upstream status, the status itself."""
+        if self.state == Submission.State.IN_FLIGHT and self.upstream_status:
+            return self.upstream_status.capitalize()
+        return _state_labels().get(self.state, self.state)
+
+    @property
+    def is_in_flight(self) -> bool:
+        """Still changing: the pages keep refreshing while this is true."""
+        return self.state in Submission.UPSTREAM_IN_FLIGHT or self.state in (Submission.State.PENDING, Submission.State.SENDING)
+
+
+class Submission(JobLabels, models.Model):
     class State(models.TextChoices):
         PENDING = "pending", "Waiting to send"
         SENDING = "sending", "Sending"
@@ -161,17 +187,6 @@ class Submission(models.Model):
         return bool(self.video_upload)
 
     @property
-    def language_name(self) -> str:
-        return _language_names().get(self.target_language, self.target_language)
-
-    @property
-    def status_label(self) -> str:
-        """What the badge says: for an unknown upstream status, the status itself."""
-        if self.state == self.State.IN_FLIGHT and self.upstream_status:
-            return self.upstream_status.capitalize()
-        return self.get_state_display()
-
-    @property
     def send_outcome_unknown(self) -> bool:
         return self.outcome_unknown_since is not None
 
@@ -208,11 +223,6 @@ class Submission(models.Model):
             reached.append((label, moment, moment - previous if previous and moment >= previous else None))
             previous = moment
         return reached
-
-    @property
-    def is_in_flight(self) -> bool:
-        """Still changing: the pages keep refreshing while this is true."""
-        return self.state in self.UPSTREAM_IN_FLIGHT or self.state in (self.State.PENDING, self.State.SENDING)
 
     @property
     def can_send_again(self) -> bool:

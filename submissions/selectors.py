@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
-from django.db.models import QuerySet
+from django.conf import settings
+from django.db.models import Q, QuerySet
 from django.shortcuts import get_object_or_404
 
-from submissions.models import Batch, Submission, inputs_fingerprint
+from submissions import paging, shortcache
+from submissions.models import Batch, JobLabels, Submission, inputs_fingerprint
 
 
 def submissions_of(*, user: Any) -> QuerySet[Submission]:
@@ -117,18 +120,75 @@ def earlier_submissions_of_jobs(jobs: list[dict], *, per_job: int = 3) -> list[t
 SEARCHED_FIELDS = ("title", "reference_id", "request_id", "video_url", "audio_url")
 
 
-def _matching(term: str) -> QuerySet:
-    """Ids of the jobs where any searched field contains `term`, one lookup per field joined by UNION:
-    each lookup can use its own trigram index (PostgreSQL), where an OR of the five would read every
-    row in date order to fill a page."""
-    lookups = [Submission.objects.filter(**{f"{field}__icontains": term}).order_by().values("pk") for field in SEARCHED_FIELDS]
-    return lookups[0].union(*lookups[1:])
+def _matching(term: str) -> Q:
+    """Jobs where any searched field contains `term`. On PostgreSQL each field has a trigram index
+    (migration 0010): a rare term is found through them (a BitmapOr of the five), a common one by walking
+    the date index until the page is full. With 100,000 jobs: 0.2 to 3.4 ms for the terms tried, where a
+    UNION of the five lookups first collected every match of a common term ("Episode", ".mp4": 100 ms)."""
+    matches = Q()
+    for field in SEARCHED_FIELDS:
+        matches |= Q(**{f"{field}__icontains": term})
+    return matches
 
 
 def members() -> QuerySet:
     from django.contrib.auth import get_user_model
 
     return get_user_model().objects.filter(is_active=True).order_by("username")
+
+
+def _member_choices() -> list[tuple[int, str]]:
+    return [(member.pk, member.get_username()) for member in members()]
+
+
+# The team tab's member filter: on every load and every poll of the history, and people join rarely.
+MEMBER_CHOICES = shortcache.ShortCached("dubdash:member-choices", _member_choices, models=(settings.AUTH_USER_MODEL,))
+
+
+def member_choices() -> list[tuple[int, str]]:
+    """(id, username) of everyone active, by username."""
+    return MEMBER_CHOICES.get()
+
+
+@dataclass
+class HistoryRow(JobLabels):
+    """One line of the history: the columns the page shows, its cursors and live polling need. Read as
+    plain values: building 50 model instances (and their members and batches) cost more than the query."""
+
+    pk: int
+    title: str
+    target_language: str
+    state: str
+    upstream_status: str
+    reference_id: str
+    request_id: str | None
+    created_at: datetime
+    finished_at: datetime | None
+    batch_id: int | None
+    batch_name: str | None
+    created_by_id: int | None
+    creator: str | None  # the member's username; None for a job made outside DubDash
+    queue_place: int | None = None  # for a job waiting to send (services.queue_positions)
+    queue_eta: datetime | None = None
+
+
+def _history_columns() -> tuple[str, ...]:
+    from django.contrib.auth import get_user_model
+
+    return (
+        "pk", "title", "target_language", "state", "upstream_status", "reference_id", "request_id", "created_at",
+        "finished_at", "batch_id", "batch__name", "created_by_id", f"created_by__{get_user_model().USERNAME_FIELD}",
+    )
+
+
+def history_page(*, user: Any, filters: dict, size: int, after: str = "", before: str = "") -> paging.Page:
+    """One page of the history (selectors.history), its rows as HistoryRow."""
+    queryset, sort_field = history(user=user, filters=filters)
+    page = paging.keyset_page(
+        queryset.values_list(*_history_columns(), named=True), field=sort_field, size=size, after=after, before=before
+    )
+    page.rows = [HistoryRow(*row) for row in page.rows]
+    return page
 
 
 def history(*, user: Any, filters: dict) -> tuple[QuerySet[Submission], str]:
@@ -152,7 +212,7 @@ def history(*, user: Any, filters: dict) -> tuple[QuerySet[Submission], str]:
     if "created_to" in filters:
         queryset = queryset.filter(created_at__date__lte=filters["created_to"])
     if "q" in filters:
-        queryset = queryset.filter(pk__in=_matching(filters["q"]))
+        queryset = queryset.filter(_matching(filters["q"]))
     if filters.get("sort") == "finished":
         return queryset.filter(finished_at__isnull=False), "finished_at"
     return queryset, "created_at"

@@ -4,7 +4,7 @@ from django.core.exceptions import PermissionDenied
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
-from submissions import limits, paging, permissions, selectors, services, tracking
+from submissions import limits, permissions, selectors, services, tracking
 from submissions.chamelaion import sandbox_sample_urls
 from submissions.forms import HistoryFilterForm, SubmissionForm
 from submissions.models import Submission
@@ -14,13 +14,12 @@ HISTORY_PAGE_SIZE = 50
 
 @require_http_methods(["GET"])
 def history(request):
-    # The member filter only exists on the Team tab: only there is the member list worth a query.
+    # The member filter only exists on the Team tab.
     team_tab = request.GET.get("scope") == "team" and permissions.can_see_team(request.user)
-    filters = HistoryFilterForm(request.GET, members=selectors.members() if team_tab else [])
-    queryset, sort_field = selectors.history(user=request.user, filters=filters.applied)
-    page = paging.keyset_page(
-        queryset,
-        field=sort_field,
+    filters = HistoryFilterForm(request.GET, members=selectors.member_choices() if team_tab else [])
+    page = selectors.history_page(
+        user=request.user,
+        filters=filters.applied,
         size=HISTORY_PAGE_SIZE,
         after=request.GET.get("after", ""),
         before=request.GET.get("before", ""),
@@ -28,14 +27,17 @@ def history(request):
     _add_queue_places(page.rows)
     context = {
         "page": page,
-        "filters": filters,
+        # Every filter's typed value and errors, with defaults: a template lookup that misses a key costs a
+        # dir() of the object, twenty times a page.
+        "values": {name: request.GET.get(name, "") for name in HistoryFilterForm.base_fields},
+        "errors": {name: filters.errors.get(name, ()) for name in HistoryFilterForm.base_fields},
         "team": team_tab,
         "query": _filters_only(request.GET),
         "live": any(submission.is_in_flight for submission in page.rows),
         "member_choices": filters.fields["member"].choices[1:],
-        "state_choices": filters.fields["state"].choices,
-        "language_choices": filters.fields["language"].choices,
-        "sort_choices": filters.fields["sort"].choices,
+        "state_choices": HistoryFilterForm.STATES,
+        "language_choices": HistoryFilterForm.LANGUAGES,
+        "sort_choices": HistoryFilterForm.SORTS,
     }
     # htmx polls only the rows; everything else on the page stays as it is.
     template = "submissions/_history_rows.html" if request.htmx else "submissions/history.html"

@@ -99,7 +99,7 @@ def send(request, pk: int):
 
 @require_http_methods(["GET"])
 def history_export(request):
-    filters = HistoryFilterForm(request.GET, members=selectors.members())
+    filters = HistoryFilterForm(request.GET, members=selectors.member_choices())
     queryset, sort_field = selectors.history(user=request.user, filters=filters.applied)
     submissions = queryset.order_by(f"-{sort_field}", "-pk")
     return _csv_response(csv_io.export_lines(submissions), csv_io.export_filename("dubdash-history"))

@@ -19,6 +19,16 @@ CHROMIUM_ARGS = [
 ]
 
 
+@pytest.fixture(autouse=True)
+def _fresh_cache():
+    """Short-cached reads (submissions.shortcache) outlive a test's rolled-back rows: start each test without them."""
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+    cache.clear()
+
+
 @pytest.fixture(scope="session")
 def sandbox_server():
     server = SandboxServer(port=0, job_seconds=30)

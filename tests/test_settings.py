@@ -91,3 +91,12 @@ def test_static_files_are_collected_with_hashed_names(tmp_path):
     url = result.stdout.strip().splitlines()[-1]
     assert url.startswith("/static/css/dubdash.") and url.endswith(".css") and url != "/static/css/dubdash.css"
     assert (static_root / url.removeprefix("/static/")).exists()
+
+
+def test_postgresql_connections_are_kept_across_requests_and_checked():
+    show = "from django.conf import settings; d = settings.DATABASES['default']; print(d['CONN_MAX_AGE'], d['CONN_HEALTH_CHECKS'])"
+    postgres = {**PRODUCTION_LIKE, "DATABASE_URL": "postgres://dubdash@127.0.0.1:5432/dubdash"}
+    assert manage("shell", "-c", show, **postgres).stdout.splitlines()[-1] == "60 True"
+    assert manage("shell", "-c", show, **postgres, DATABASE_CONN_MAX_AGE="0").stdout.splitlines()[-1] == "0 True"
+    refused = manage("check", **postgres, DATABASE_CONN_MAX_AGE="-5")
+    assert refused.returncode != 0 and "DATABASE_CONN_MAX_AGE must be a whole number" in refused.stderr
