@@ -178,3 +178,18 @@ def test_addresses_reversed_once_still_follow_the_script_prefix(logged_in, user)
         set_script_prefix("/")
     assert f'href="/dub{NEW}"' in prefixed and f'href="/dub{job.get_absolute_url()}"' in prefixed
     assert f'href="{NEW}"' not in prefixed
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="trigram indexes exist on PostgreSQL only")
+def test_search_uses_trigram_indexes_with_a_short_pending_list(db):
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT c.relname, c.reloptions, am.amname FROM pg_class c JOIN pg_am am ON am.oid = c.relam "
+            "WHERE c.relname LIKE 'submission_search_%%' ORDER BY c.relname"
+        )
+        indexes = cursor.fetchall()
+    assert [name for name, _, _ in indexes] == [
+        "submission_search_audio_url", "submission_search_reference_id", "submission_search_request_id",
+        "submission_search_title", "submission_search_video_url",
+    ]
+    assert all(method == "gin" and options == ["gin_pending_list_limit=64"] for _, options, method in indexes)
