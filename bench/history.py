@@ -105,8 +105,17 @@ def p50_p95(timings: list[float]) -> tuple[float, float]:
 
 def count_queries(client: Client, url: str) -> int:
     with CaptureQueriesContext(connection) as queries:
-        assert client.get(url).status_code == 200, url
+        timed_get(client, url)
     return len(queries)
+
+
+def timed_get(client: Client, url: str) -> float:
+    """Milliseconds the server took to answer `url` (an error answer stops the benchmark)."""
+    started = time.perf_counter()
+    response = client.get(url)
+    elapsed = (time.perf_counter() - started) * 1000
+    assert response.status_code == 200, url
+    return elapsed
 
 
 def measure_together(client: Client, pages: dict[str, str]) -> dict[str, tuple[float, float, int]]:
@@ -115,30 +124,21 @@ def measure_together(client: Client, pages: dict[str, str]) -> dict[str, tuple[f
     all of them alike rather than on whichever page was being measured then."""
     for url in pages.values():
         for _ in range(3):
-            assert client.get(url).status_code == 200, url
+            timed_get(client, url)
     timings: dict[str, list[float]] = {name: [] for name in pages}
     order = list(pages.items())
     shuffle = random.Random(7).shuffle
     for _ in range(ROUNDS):
         shuffle(order)
         for name, url in order:
-            started = time.perf_counter()
-            response = client.get(url)
-            timings[name].append((time.perf_counter() - started) * 1000)
-            assert response.status_code == 200, url
+            timings[name].append(timed_get(client, url))
     return {name: (*p50_p95(timings[name]), count_queries(client, pages[name])) for name in pages}
 
 
 def measure_alone(client: Client, url: str, requests: int) -> tuple[float, float, int]:
     for _ in range(3):
-        assert client.get(url).status_code == 200, url
-    timings = []
-    for _ in range(requests):
-        started = time.perf_counter()
-        response = client.get(url)
-        timings.append((time.perf_counter() - started) * 1000)
-        assert response.status_code == 200, url
-    return (*p50_p95(timings), count_queries(client, url))
+        timed_get(client, url)
+    return (*p50_p95([timed_get(client, url) for _ in range(requests)]), count_queries(client, url))
 
 
 def run() -> list[tuple]:

@@ -414,7 +414,7 @@ class ProblemAdmin(admin.ModelAdmin):
 # Appended as its own section; the imports are kept here with it.
 from django import forms  # noqa: E402
 from django.utils.decorators import method_decorator  # noqa: E402
-from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables  # noqa: E402
+from django.views.decorators.debug import sensitive_post_parameters  # noqa: E402
 
 from submissions import credentials  # noqa: E402
 from submissions.forms import ApiKeyField  # noqa: E402
@@ -434,14 +434,6 @@ class ApiCredentialForm(forms.ModelForm):
     class Meta:
         model = ApiCredential
         fields = []  # every column is derived from the key by credentials.store_api_key
-
-    @sensitive_variables("value")
-    def clean_api_key(self):
-        value = self.cleaned_data["api_key"]
-        try:
-            return credentials.clean_api_key(value)
-        except credentials.InvalidApiKey as exc:
-            raise forms.ValidationError(str(exc)) from None
 
     def clean(self):
         if not credentials.encryption_configured():

@@ -5,7 +5,7 @@ from submissions.models import Problem
 
 
 def _stored_key_and_problems() -> tuple[bool, list[Problem]]:
-    return credentials.active_key_source() == "stored", list(Problem.objects.all())
+    return credentials.has_stored_key(), list(Problem.objects.all())
 
 
 # Every page shows these banners; what they depend on changes a few times a year.
@@ -21,8 +21,7 @@ def dubdash(request):
         return {"sandbox_mode": False, "problems": []}  # a key in the environment: nothing to read
     stored_key, problems = BANNERS.get()
     return {
-        # No key anywhere (chamelaion.is_sandbox_mode, from the short-lived copy).
-        "sandbox_mode": not stored_key and not settings.CHAMELAION_API_KEY,
+        "sandbox_mode": credentials.key_source(stored=stored_key) == "sandbox",
         # Only administrators can act on these, so only they are shown them.
         "problems": problems if is_staff else [],
     }

@@ -241,10 +241,19 @@ def active_key() -> ActiveKey:
     return ActiveKey("sandbox")
 
 
-def active_key_source() -> KeySource:
-    if _stored_row() is not None:
+def key_source(*, stored: bool) -> KeySource:
+    """The precedence, for callers that already know whether a key is stored."""
+    if stored:
         return "stored"
     return "environment" if settings.CHAMELAION_API_KEY else "sandbox"
+
+
+def has_stored_key() -> bool:
+    return _stored_row() is not None
+
+
+def active_key_source() -> KeySource:
+    return key_source(stored=has_stored_key())
 
 
 # --- Changing -----------------------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 from django import forms
 from django.conf import settings
 from django.core.validators import MaxLengthValidator, URLValidator
+from django.views.decorators.debug import sensitive_variables
 
 from submissions.models import REFERENCE_ID_MAX_LENGTH, URL_MAX_LENGTH, Submission, reference_id_validator
 
@@ -156,3 +157,14 @@ class ApiKeyField(forms.CharField):
             render_value=False, attrs={"autocomplete": "off", "spellcheck": "false", "autocapitalize": "off"}
         )
         super().__init__(label="New API key", max_length=MAX_KEY_LENGTH, widget=widget, **kwargs)
+
+    @sensitive_variables("value")
+    def clean(self, value):
+        """The key as credentials.store_api_key takes it, or what is wrong with it (never echoing it)."""
+        from submissions import credentials
+
+        value = super().clean(value)
+        try:
+            return credentials.clean_api_key(value)
+        except credentials.InvalidApiKey as exc:
+            raise forms.ValidationError(str(exc)) from None

@@ -131,14 +131,12 @@ def _matching(term: str) -> Q:
     return matches
 
 
-def members() -> QuerySet:
+def _member_choices() -> list[tuple[int, str]]:
     from django.contrib.auth import get_user_model
 
-    return get_user_model().objects.filter(is_active=True).order_by("username")
-
-
-def _member_choices() -> list[tuple[int, str]]:
-    return [(member.pk, member.get_username()) for member in members()]
+    User = get_user_model()
+    active = User.objects.filter(is_active=True).order_by(User.USERNAME_FIELD)
+    return list(active.values_list("pk", User.USERNAME_FIELD))
 
 
 # The team tab's member filter: on every load and every poll of the history, and people join rarely.
@@ -191,26 +189,25 @@ def history_page(*, user: Any, filters: dict, size: int, after: str = "", before
     return page
 
 
+# Each plain filter of the history (forms.HistoryFilterForm) and the lookup it stands for.
+FILTER_LOOKUPS = {
+    "member": "created_by_id",
+    "state": "state",
+    "language": "target_language",
+    "batch": "batch_id",
+    "batch_name": "batch__name__icontains",
+    "created_from": "created_at__date__gte",
+    "created_to": "created_at__date__lte",
+}
+
+
 def history(*, user: Any, filters: dict) -> tuple[QuerySet[Submission], str]:
     """The history the filters describe, and the field it is sorted by (newest first).
     "Mine" is the user's own jobs; "Team" everyone's, for those allowed to see them."""
     queryset = Submission.objects.select_related("created_by", "batch")
     if filters.get("scope") != "team" or not user.has_perm("submissions.view_team_history"):
         queryset = queryset.filter(created_by=user)
-    if "member" in filters:
-        queryset = queryset.filter(created_by_id=filters["member"])
-    if "state" in filters:
-        queryset = queryset.filter(state=filters["state"])
-    if "language" in filters:
-        queryset = queryset.filter(target_language=filters["language"])
-    if "batch" in filters:
-        queryset = queryset.filter(batch_id=filters["batch"])
-    if "batch_name" in filters:
-        queryset = queryset.filter(batch__name__icontains=filters["batch_name"])
-    if "created_from" in filters:
-        queryset = queryset.filter(created_at__date__gte=filters["created_from"])
-    if "created_to" in filters:
-        queryset = queryset.filter(created_at__date__lte=filters["created_to"])
+    queryset = queryset.filter(**{lookup: filters[name] for name, lookup in FILTER_LOOKUPS.items() if name in filters})
     if "q" in filters:
         queryset = queryset.filter(_matching(filters["q"]))
     if filters.get("sort") == "finished":

@@ -26,7 +26,7 @@ class UsageRow:
     average_finish: timedelta | None
 
 
-def _summarise(queryset, key: str) -> list[dict]:
+def _summarise(queryset, key: str, *, order: str = "-jobs") -> list[dict]:
     return list(
         queryset.values(key)
         .annotate(
@@ -35,37 +35,35 @@ def _summarise(queryset, key: str) -> list[dict]:
             failed=Count("id", filter=Q(state__in=[State.FAILED, State.SEND_FAILED, State.MISSING])),
             average_finish=Avg(FINISH_TIME, filter=Q(state=State.COMPLETED)),
         )
-        .order_by("-jobs")
+        .order_by(order)
     )
+
+
+def _row(label: str, totals: dict) -> UsageRow:
+    return UsageRow(label, totals["jobs"], totals["completed"], totals["failed"], totals["average_finish"])
 
 
 def usage(*, since: datetime) -> dict[str, list[UsageRow]]:
     jobs = Submission.objects.filter(created_at__gte=since)
     languages = dict(settings.DUBBING_LANGUAGES)
-    by_member = [
-        UsageRow(row["created_by__username"] or "outside DubDash", row["jobs"], row["completed"], row["failed"], row["average_finish"])
-        for row in _summarise(jobs, "created_by__username")
-    ]
-    by_language = [
-        UsageRow(languages.get(row["target_language"], row["target_language"]) or "(not set)", row["jobs"], row["completed"], row["failed"], row["average_finish"])
-        for row in _summarise(jobs, "target_language")
-    ]
-    weeks = (
-        jobs.annotate(week=TruncWeek("created_at"))
-        .values("week")
-        .annotate(
-            jobs=Count("id"),
-            completed=Count("id", filter=Q(state=State.COMPLETED)),
-            failed=Count("id", filter=Q(state__in=[State.FAILED, State.SEND_FAILED, State.MISSING])),
-            average_finish=Avg(FINISH_TIME, filter=Q(state=State.COMPLETED)),
-        )
-        .order_by("-week")
-    )
-    by_week = [
-        UsageRow(f"Week of {timezone.localtime(row['week']).date():%Y-%m-%d}" if row["week"] else "?", row["jobs"], row["completed"], row["failed"], row["average_finish"])
-        for row in weeks
-    ]
-    return {"member": by_member, "language": by_language, "week": by_week}
+
+    def week_label(week: datetime | None) -> str:
+        return f"Week of {timezone.localtime(week).date():%Y-%m-%d}" if week else "?"
+
+    return {
+        "member": [
+            _row(row["created_by__username"] or "outside DubDash", row)
+            for row in _summarise(jobs, "created_by__username")
+        ],
+        "language": [
+            _row(languages.get(row["target_language"], row["target_language"]) or "(not set)", row)
+            for row in _summarise(jobs, "target_language")
+        ],
+        "week": [
+            _row(week_label(row["week"]), row)
+            for row in _summarise(jobs.annotate(week=TruncWeek("created_at")), "week", order="-week")
+        ],
+    }
 
 
 def period_start(days: int) -> datetime:

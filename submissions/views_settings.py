@@ -7,7 +7,7 @@ from django.contrib import messages
 from django.contrib.admin.models import ADDITION, CHANGE, DELETION, LogEntry
 from django.contrib.auth.decorators import permission_required
 from django.shortcuts import redirect, render
-from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
+from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_http_methods, require_POST
 
 from submissions import credentials
@@ -21,14 +21,6 @@ class ApiKeyForm(forms.Form):
         help_text="Paste the token from Chamelaion. It is stored encrypted and used at once by every page and "
         "the worker; afterwards only its last four characters are shown.",
     )
-
-    @sensitive_variables("value")
-    def clean_api_key(self):
-        value = self.cleaned_data["api_key"]
-        try:
-            return credentials.clean_api_key(value)
-        except credentials.InvalidApiKey as exc:
-            raise forms.ValidationError(str(exc)) from None
 
 
 @sensitive_post_parameters("api_key")

@@ -37,18 +37,15 @@ def options(choices, selected) -> SafeString:
     engine, which made a 100-language list the slowest part of the history page. Fixed lists (states,
     languages, sorts) are escaped once per process; only the selected mark changes."""
     selected = "" if selected is None else str(selected)
-    escaped = _escaped_choices(tuple(choices)) if isinstance(choices, (list, tuple)) else _escape_choices(choices)
     return mark_safe("".join(
         f'<option value="{value}" selected>{label}</option>' if raw == selected else f'<option value="{value}">{label}</option>'
-        for raw, value, label in escaped
+        for raw, value, label in _escaped_choices(tuple(choices))
     ))
 
 
-def _escape_choices(choices) -> tuple[tuple[str, str, str], ...]:
+@functools.lru_cache(maxsize=64)
+def _escaped_choices(choices: tuple[tuple, ...]) -> tuple[tuple[str, str, str], ...]:
     return tuple((str(value), _text(value), _text(label)) for value, label in choices)
-
-
-_escaped_choices = functools.lru_cache(maxsize=64)(_escape_choices)
 
 
 @register.simple_tag
