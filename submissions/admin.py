@@ -20,6 +20,7 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.views.decorators.http import require_POST
 
+from submissions import user_admin  # noqa: F401  (registers the User and Group admins)
 from submissions import activity, chamelaion, services, tracking
 from submissions.models import Activity, Batch, Problem, Submission, inputs_fingerprint, stuck_sending_time
 

@@ -3,6 +3,7 @@
 from django.contrib import messages
 from django.contrib.auth import get_user_model
 from django.contrib.auth.decorators import permission_required
+from django.core.exceptions import PermissionDenied
 from django.db.models import Count
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
@@ -24,14 +25,15 @@ def members(request):
         .values_list("created_by")
         .annotate(n=Count("id"))
     )
+    changeable = team.changeable_user_ids(actor=request.user, targets=people)
+    offered = team.assignable_roles(actor=request.user)
     rows = []
     for person in people:
         limit = getattr(person, "monthly_limit", None)
-        form = MemberForm(
-            initial={"role": team.role_of(person), "jobs_per_month": limit.jobs_per_month if limit else None},
-            prefix=f"member-{person.pk}",
+        form = _member_form(
+            person, offered, initial={"role": team.role_of(person), "jobs_per_month": limit.jobs_per_month if limit else None}
         )
-        rows.append({"person": person, "form": form, "used": used.get(person.pk, 0)})
+        rows.append({"person": person, "form": form, "used": used.get(person.pk, 0), "changeable": person.pk in changeable})
     return render(request, "submissions/team_members.html", {"rows": rows})
 
 
@@ -39,17 +41,23 @@ def members(request):
 @permission_required("submissions.manage_members", raise_exception=True)
 def update_member(request, pk: int):
     member = get_object_or_404(get_user_model(), pk=pk, is_active=True)
-    if member.is_superuser:
-        messages.error(request, f"{member.get_username()} is a superuser: change them in the admin.")
-        return redirect("submissions:team_members")
-    form = MemberForm(request.POST, prefix=f"member-{member.pk}")
+    if not team.can_change_user(actor=request.user, target=member):
+        raise PermissionDenied  # the page offers them no form: only a stale page or a hand-made POST gets here
+    form = _member_form(member, team.assignable_roles(actor=request.user), data=request.POST)
     if not form.is_valid():
         problems = "; ".join(f"{form.fields[name].label}: {' '.join(errors)}" for name, errors in form.errors.items())
         messages.error(request, f"Nothing changed for {member.get_username()}. {problems}")
         return redirect("submissions:team_members")
-    team.update_member(member=member, role=form.cleaned_data["role"], jobs_per_month=form.cleaned_data["jobs_per_month"])
+    data = form.cleaned_data
+    team.update_member(actor=request.user, member=member, role=data["role"], jobs_per_month=data["jobs_per_month"])
     messages.success(request, f"Saved {member.get_username()}.")
     return redirect("submissions:team_members")
+
+
+def _member_form(person, offered: list[str], **kwargs) -> MemberForm:
+    form = MemberForm(prefix=f"member-{person.pk}", **kwargs)
+    form.fields["role"].choices = [(value, label) for value, label in form.fields["role"].choices if not value or value in offered]
+    return form
 
 
 @require_http_methods(["GET"])

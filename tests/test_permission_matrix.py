@@ -42,6 +42,7 @@ MATRIX = {
     ("batch_export", "GET"):   (LOGIN, 404, 200, 200, 200, 200, 200),
     ("team_members", "GET"):   (LOGIN, 403, 403, 403, 403, 200, 200),
     ("member_update", "POST"): (LOGIN, 403, 403, 403, 403, 302, 302),
+    ("member_update_superuser", "POST"): (LOGIN, 403, 403, 403, 403, 403, 302),
     ("team_usage", "GET"):     (LOGIN, 403, 403, 403, 403, 200, 200),
     ("api_key", "GET"):        (LOGIN, 403, 403, 403, 403, 200, 200),
     ("api_key", "POST"):       (LOGIN, 403, 403, 403, 403, 200, 200),
@@ -81,6 +82,7 @@ def world(django_user_model, sandbox):
         "batch_export": reverse("submissions:batch_export", args=[batch.pk]),
         "team_members": reverse("submissions:team_members"),
         "member_update": reverse("submissions:team_member_update", args=[owner.pk]),
+        "member_update_superuser": reverse("submissions:team_member_update", args=[people["superuser"].pk]),
         "team_usage": reverse("submissions:team_usage"),
         "api_key": reverse("submissions:api_key"),
         "api_key_test": reverse("submissions:api_key_test"),
@@ -94,7 +96,7 @@ def test_the_permission_matrix(client, world, actor, view, method):
     people, urls, failed, waiting = world
     if actor != "anonymous":
         client.force_login(people[actor])
-    before = Submission.objects.count(), Batch.objects.count(), failed.send_attempts, waiting.state
+    before = Submission.objects.count(), Batch.objects.count(), failed.send_attempts, waiting.state, _privileges(people)
     response = client.get(urls[view]) if method == "GET" else client.post(urls[view], {})
     expected = MATRIX[(view, method)][ACTORS.index(actor)]
 
@@ -105,8 +107,14 @@ def test_the_permission_matrix(client, world, actor, view, method):
     if method == "POST" and expected in (LOGIN, 403, 404):
         failed.refresh_from_db()
         waiting.refresh_from_db()
-        after = Submission.objects.count(), Batch.objects.count(), failed.send_attempts, waiting.state
+        after = Submission.objects.count(), Batch.objects.count(), failed.send_attempts, waiting.state, _privileges(people)
         assert after == before  # nothing changed
+
+
+def _privileges(people) -> list[tuple]:
+    """Everyone's superuser and staff flags, password and groups, as stored."""
+    users = type(people["superuser"]).objects.filter(pk__in=[p.pk for p in people.values()]).prefetch_related("groups")
+    return sorted((u.username, u.is_superuser, u.is_staff, u.password, sorted(g.name for g in u.groups.all())) for u in users)
 
 
 @pytest.mark.parametrize("actor", ACTORS[1:])
