@@ -69,7 +69,7 @@ from django.db.models import Count, Q  # noqa: E402
 from django.test.utils import CaptureQueriesContext, override_settings  # noqa: E402
 from django.utils import timezone  # noqa: E402
 
-from submissions import services, tracking  # noqa: E402
+from submissions import snapshots, tracking  # noqa: E402
 from submissions.models import Batch, Submission  # noqa: E402
 from submissions.sandbox import SandboxServer  # noqa: E402
 from bench.workers import WebPath, Worker, worker_env  # noqa: E402
@@ -256,7 +256,7 @@ def add_submissions(sandbox: SandboxServer, owner, jobs: list[dict], *, in_fligh
             reference_id=job["reference_id"],
             video_url=sandbox.sample_video_url,
             audio_url=sandbox.sample_audio_url,
-            state=State.QUEUED if in_flight else services.state_for(job["status"]),
+            state=State.QUEUED if in_flight else snapshots.state_for(job["status"]),
             upstream_status="queued" if in_flight else job["status"],
             sent_at=now - (timedelta(minutes=1) if in_flight else timedelta(days=1)),
             last_synced_at=None if in_flight else now - timedelta(days=1),
@@ -285,7 +285,7 @@ def check_round(sandbox: SandboxServer, report: tracking.RoundReport, *, served:
     matching, wrong = 0, []
     for row in Submission.objects.filter(request_id__in=expected_ids):
         job = upstream[row.request_id]
-        expected_state = services.state_for(job["status"])
+        expected_state = snapshots.state_for(job["status"])
         if (row.state, row.upstream_status) != (expected_state, job["status"]):
             wrong.append(f"{row.request_id}: stored {row.state}/{row.upstream_status!r}, sandbox says {job['status']!r}")
         elif row.last_synced_at is None or row.poll_lease:

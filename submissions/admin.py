@@ -21,7 +21,7 @@ from django.utils.html import format_html, format_html_join
 from django.views.decorators.http import require_POST
 
 from submissions import user_admin  # noqa: F401  (registers the User and Group admins)
-from submissions import activity, chamelaion, services, tracking
+from submissions import activity, chamelaion, limits, paging, services, tracking
 from submissions.models import Activity, Batch, Problem, Submission, inputs_fingerprint, stuck_sending_time
 
 State = Submission.State
@@ -100,16 +100,16 @@ class BatchFilter(admin.SimpleListFilter):
     def lookups(self, request, model_admin):
         choices = [(str(pk), name) for pk, name in Batch.objects.order_by("-created_at", "-id").values_list("pk", "name")[:BATCH_FILTER_CHOICES]]
         chosen = self.value()
-        if chosen and chosen.isdigit() and chosen not in {pk for pk, _ in choices}:
-            choices += [(str(pk), name) for pk, name in Batch.objects.filter(pk=int(chosen)).values_list("pk", "name")]
+        if paging.as_id(chosen) and chosen not in {pk for pk, _ in choices}:
+            choices += [(str(pk), name) for pk, name in Batch.objects.filter(pk=paging.as_id(chosen)).values_list("pk", "name")]
         return choices + [(NO_VALUE, "No batch")]
 
     def queryset(self, request, queryset):
         value = self.value()
         if value == NO_VALUE:
             return queryset.filter(batch__isnull=True)
-        if value and value.isdigit():
-            return queryset.filter(batch_id=int(value))
+        if paging.as_id(value):
+            return queryset.filter(batch_id=paging.as_id(value))
         return queryset if value is None else queryset.none()
 
 
@@ -308,17 +308,24 @@ class SubmissionAdmin(admin.ModelAdmin):
         selected = queryset.count()
         stuck = Q(state=State.SENDING, last_attempt_at__lt=timezone.now() - stuck_sending_time())
         sent = failed = 0
+        over_limit: list[str] = []
         for submission in queryset.filter(Q(state=State.SEND_FAILED) | stuck).order_by("pk"):
-            result = services.send_again(submission=submission, user=request.user)
+            try:
+                result = services.send_again(submission=submission, user=request.user)
+            except limits.MonthlyLimitReached as exc:
+                over_limit.append(str(exc))
+                continue
             if result.state == State.SEND_FAILED:
                 failed += 1
             else:
                 sent += 1
         message = f"Sent or queued {sent}; still not sent {failed}."
-        skipped = selected - sent - failed
+        if over_limit:
+            message += f" Not sent again, over a monthly limit: {len(over_limit)} ({over_limit[0]})"
+        skipped = selected - sent - failed - len(over_limit)
         if skipped:
             message += f" Skipped {skipped} that {'was' if skipped == 1 else 'were'} not waiting to be sent again."
-        self.message_user(request, message, messages.WARNING if failed or skipped else messages.SUCCESS)
+        self.message_user(request, message, messages.WARNING if failed or skipped or over_limit else messages.SUCCESS)
 
     @admin.action(description="Cancel (waiting to send only)", permissions=["retry"])
     def cancel_waiting(self, request, queryset):

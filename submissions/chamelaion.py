@@ -13,166 +13,33 @@ import secrets
 import threading
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from datetime import datetime
 from typing import IO, Any
+from urllib.parse import quote
 
 import requests
 import urllib3
 from django.conf import settings
 
+# The failures and replies live in their own module; every name stays importable from here.
+from submissions.chamelaion_replies import (  # noqa: F401 - re-exported
+    BadRequest,
+    ChamelaionError,
+    LipsyncRequest,
+    MalformedReply,
+    NotFound,
+    QuotaExhausted,
+    RateLimited,
+    RequestPage,
+    ServerError,
+    Unauthorized,
+    Unreachable,
+    UnusableId,
+    request_id_of,
+)
 from submissions.sandbox import DEMO_TOKEN
 
 USER_AGENT = "DubDash/0.1"
 LIST_PAGE_LIMIT = 100
-
-
-# --- Failures -------------------------------------------------------------------------------------
-
-
-class ChamelaionError(Exception):
-    """Base class: `user_message` is safe to show; `retryable` says whether trying again later can help;
-    `may_have_reached_server` says a job may exist even though no request_id came back."""
-
-    retryable = False
-    may_have_reached_server = False
-    default_message = "The Chamelaion API could not handle the request."
-
-    def __init__(self, detail: str = "", *, status_code: int | None = None):
-        self.detail = detail  # the upstream message, or what went wrong on the wire
-        self.status_code = status_code
-        super().__init__(self.user_message)
-
-    @property
-    def user_message(self) -> str:
-        return self.default_message
-
-
-class BadRequest(ChamelaionError):
-    @property
-    def user_message(self) -> str:
-        return f"Chamelaion refused the request as invalid: “{self.detail}”. Check the inputs and send it again."
-
-
-class Unauthorized(ChamelaionError):
-    default_message = (
-        "Chamelaion rejected DubDash's API key. An administrator must fix the key; nothing can be sent until then."
-    )
-
-
-class NotFound(ChamelaionError):
-    default_message = "Chamelaion has no such job on this account."
-
-
-class QuotaExhausted(ChamelaionError):
-    default_message = (
-        "The Chamelaion plan's quota is used up (token limit reached). Nothing can be sent until an "
-        "administrator changes the plan."
-    )
-
-
-class RateLimited(ChamelaionError):
-    retryable = True
-
-    def __init__(self, detail: str = "", *, status_code: int | None = 429, retry_after: float | None = None):
-        self.retry_after = retry_after
-        super().__init__(detail, status_code=status_code)
-
-    @property
-    def user_message(self) -> str:
-        wait = f" It asked to wait {self.retry_after:g} seconds." if self.retry_after else ""
-        return f"Chamelaion is receiving too many requests right now (rate limit).{wait}"
-
-
-class ServerError(ChamelaionError):
-    retryable = True
-    may_have_reached_server = True
-    default_message = (
-        "Chamelaion had an internal problem. Before sending again DubDash checks whether the job was "
-        "created anyway, so it is never sent twice."
-    )
-
-
-class Unreachable(ChamelaionError):
-    """The network failed. Whether the request got to the server depends on when it failed."""
-
-    retryable = True
-
-    def __init__(self, detail: str = "", *, may_have_reached_server: bool):
-        self.may_have_reached_server = may_have_reached_server
-        super().__init__(detail)
-
-    @property
-    def user_message(self) -> str:
-        if self.may_have_reached_server:
-            return (
-                "The connection to Chamelaion broke before it answered, so the job may or may not have been "
-                "created. Before sending again DubDash checks whether it exists, so it is never sent twice."
-            )
-        return "DubDash could not reach Chamelaion (network problem). Nothing was sent."
-
-
-class MalformedReply(ChamelaionError):
-    retryable = True
-    may_have_reached_server = True
-    default_message = (
-        "Chamelaion answered with something DubDash does not understand. Before sending again DubDash "
-        "checks whether the job was created anyway."
-    )
-
-
-# --- Replies --------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class LipsyncRequest:
-    id: str
-    status: str
-    created_at: datetime | None
-    reference_id: str = ""
-    started_at: datetime | None = None
-    finished_at: datetime | None = None
-    output_url: str = ""
-    error_message: str = ""
-
-    @classmethod
-    def from_json(cls, data: Any) -> LipsyncRequest:
-        if not isinstance(data, dict) or not isinstance(data.get("id"), str) or not data["id"]:
-            raise MalformedReply("a lipsync request without an id")
-        if not isinstance(data.get("status"), str):
-            raise MalformedReply("a lipsync request without a status")
-        return cls(
-            id=data["id"],
-            status=data["status"].strip().lower(),
-            created_at=_parse_time(data.get("created_at")),
-            reference_id=_optional_str(data.get("reference_id")),
-            started_at=_parse_time(data.get("started_at")),
-            finished_at=_parse_time(data.get("finished_at")),
-            output_url=_optional_str(data.get("output_url")),
-            error_message=_optional_str(data.get("error_message")),
-        )
-
-
-@dataclass(frozen=True)
-class RequestPage:
-    requests: list[LipsyncRequest]
-    limit: int
-    offset: int
-    total: int
-    size: int  # items on the page, counting unreadable ones: where the next page starts
-    unreadable: int = 0
-
-
-def _optional_str(value: Any) -> str:
-    return value if isinstance(value, str) else ""
-
-
-def _parse_time(value: Any) -> datetime | None:
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError as exc:
-        raise MalformedReply(f"unreadable date-time {value[:40]!r}") from exc
 
 
 # --- The client -----------------------------------------------------------------------------------
@@ -224,6 +91,7 @@ class ChamelaionClient:
         reference_id: str,
         disable_active_speaker_detection: bool = False,
     ) -> str:
+        _check_reference_id(reference_id)
         body = {
             "inputs": [{"type": "video", "url": video_url}, {"type": "audio", "url": audio_url}],
             "disable_active_speaker_detection": disable_active_speaker_detection,
@@ -241,6 +109,7 @@ class ChamelaionClient:
         video_name: str = "video.mp4",
         audio_name: str = "audio",
     ) -> str:
+        _check_reference_id(reference_id)
         # Streamed from the open files (requests' files= would build the whole body in memory first).
         body = MultipartStream(
             fields={
@@ -259,7 +128,7 @@ class ChamelaionClient:
         )
 
     def get_request(self, id_or_reference_id: str) -> LipsyncRequest:
-        path = f"/v1/lipsync/requests/{requests.utils.quote(id_or_reference_id, safe='')}"
+        path = f"/v1/lipsync/requests/{_path_segment(id_or_reference_id)}"
         return LipsyncRequest.from_json(self._call("GET", path))
 
     def find_by_reference_id(self, reference_id: str) -> LipsyncRequest | None:
@@ -330,9 +199,22 @@ class ChamelaionClient:
 
     @staticmethod
     def _request_id(data: Any) -> str:
-        if not isinstance(data, dict) or not isinstance(data.get("request_id"), str) or not data["request_id"]:
-            raise MalformedReply("a generate reply without a request_id")
-        return data["request_id"]
+        return request_id_of(data)
+
+
+def _path_segment(value: str) -> str:
+    """One id as one path segment, before any request is made. Percent-encoded whole, so a "/", "%", "?"
+    or "#" in it stays part of it; "." and ".." are refused (UnusableId), since no encoding keeps them
+    from being resolved as "this folder" and "the folder above" on the way."""
+    if not value or not value.strip("."):
+        raise UnusableId(value)
+    return quote(value, safe="")
+
+
+def _check_reference_id(reference_id: str) -> None:
+    """A job is only sent with a reference id it can be looked up by, should the answer be lost."""
+    if reference_id and not reference_id.strip("."):
+        raise UnusableId(reference_id)
 
 
 # --- Streaming multipart bodies ---------------------------------------------------------------------

@@ -1,6 +1,6 @@
 from django.conf import settings
 
-from submissions import credentials, shortcache
+from submissions import credentials, permissions, shortcache
 from submissions.models import Problem
 
 
@@ -16,12 +16,12 @@ BANNERS = shortcache.ShortCached(
 
 def dubdash(request):
     user = getattr(request, "user", None)
-    is_staff = bool(user and user.is_authenticated and user.is_staff)
-    if settings.CHAMELAION_API_KEY and not is_staff:
+    sees_problems = permissions.can_see_problems(user)
+    if settings.CHAMELAION_API_KEY and not sees_problems:
         return {"sandbox_mode": False, "problems": []}  # a key in the environment: nothing to read
     stored_key, problems = BANNERS.get()
     return {
         "sandbox_mode": credentials.key_source(stored=stored_key) == "sandbox",
         # Only administrators can act on these, so only they are shown them.
-        "problems": problems if is_staff else [],
+        "problems": problems if sees_problems else [],
     }

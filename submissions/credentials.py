@@ -361,7 +361,7 @@ def check_connection() -> ConnectionCheck:
     """Ask /health (no key needed) and then /v1/users/me (the key) with the key in use. Says which step
     failed and exactly how; on success, names the token. A success also clears a "key rejected" banner:
     an accepted authenticated call is the proof it is fixed."""
-    from submissions import chamelaion, services  # both import this module (through chamelaion)
+    from submissions import chamelaion, problems  # both import this module (through chamelaion)
 
     active = active_key()
     if active.problem:
@@ -383,7 +383,7 @@ def check_connection() -> ConnectionCheck:
         return ConnectionCheck(
             False, f"Chamelaion is reachable, but the key check (/v1/users/me) failed. {_explain(error)}"
         )
-    services.clear_problems()
+    problems.clear_problems()
     return ConnectionCheck(True, f"Connected as “{scrub(name)}”.")
 
 

@@ -5,8 +5,7 @@ once. Otherwise every row is checked with the single-job form itself, so a CSV r
 rules of a job typed in by hand, and the preview lists each row with its problems. Line numbers are the
 ones a spreadsheet shows: the header is line 1, a row with a line break inside quotes is still one line.
 
-Export. Streamed row by row, UTF-8 with a BOM (Excel reads accents only then), and every cell that a
-spreadsheet would run as a formula is neutralised.
+Export: csv_export.
 """
 
 from __future__ import annotations
@@ -14,19 +13,18 @@ from __future__ import annotations
 import csv
 import io
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from django import forms
 from django.conf import settings
 from django.db import transaction
-from django.db.models import QuerySet
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 
-from submissions import services
-from submissions.forms import SubmissionForm
+from submissions import services, uploads
+from submissions.forms import SubmissionForm, TextField
 from submissions.models import REFERENCE_ID_MAX_LENGTH, Batch, CsvUpload, Submission
 
 MAX_BYTES = 2 * 1024 * 1024
@@ -57,13 +55,22 @@ class NotSendable(Exception):
 # --- Reading a file --------------------------------------------------------------------------------
 
 
+def max_bytes() -> int:
+    """A CSV file's limit: its own, or the deployment's limit for any upload where that is lower."""
+    return min(MAX_BYTES, settings.UPLOAD_MAX_BYTES)
+
+
+def too_large(size: int) -> CsvFileError:
+    return CsvFileError(
+        f"The file is too large ({uploads.describe_size(size, round_up=True)}); the limit is "
+        f"{uploads.describe_size(max_bytes())}. Split it into smaller files (at most {MAX_ROWS:,} rows each)."
+    )
+
+
 def read_upload(uploaded_file: Any) -> str:
     """The text of an uploaded file; the size is checked before a byte is read."""
-    if uploaded_file.size > MAX_BYTES:
-        raise CsvFileError(
-            f"The file is too large ({uploaded_file.size / 1024 / 1024:.1f} MB); the limit is 2 MB. "
-            f"Split it into smaller files (at most {MAX_ROWS:,} rows each)."
-        )
+    if uploaded_file.size > max_bytes():
+        raise too_large(uploaded_file.size)
     return decode(uploaded_file.read())
 
 
@@ -315,14 +322,13 @@ def _check_row(
 class CsvUploadForm(forms.Form):
     file = forms.FileField(
         label="CSV file",
-        help_text=f"UTF-8, comma or semicolon separated, header on line 1; at most {MAX_ROWS:,} rows and 2 MB.",
         error_messages={
             "required": "Choose a CSV file to upload.",
             "empty": "The file is empty. It needs a header line and at least one row.",
         },
         widget=forms.FileInput(attrs={"accept": ".csv,text/csv"}),
     )
-    batch_name = forms.CharField(
+    batch_name = TextField(
         label="Batch name",
         required=False,
         max_length=200,
@@ -330,8 +336,22 @@ class CsvUploadForm(forms.Form):
         help_text="Optional. Left blank, the batch is named after the file.",
     )
 
+    def __init__(self, *args: Any, oversized: dict[str, int] | None = None, **kwargs: Any):
+        """`oversized`: uploads.oversized_uploads(request), the files refused while they arrived."""
+        super().__init__(*args, **kwargs)
+        self.oversized = oversized or {}
+        self.fields["file"].help_text = (
+            f"UTF-8, comma or semicolon separated, header on line 1; at most {MAX_ROWS:,} rows and "
+            f"{uploads.describe_size(max_bytes())}."
+        )
+
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean()
+        if "file" in self.oversized:
+            # Refused while arriving (over UPLOAD_MAX_BYTES), so it is missing: say why, not "choose a file".
+            self.errors.pop("file", None)
+            self.add_error("file", str(too_large(self.oversized["file"])))
+            return cleaned
         uploaded = cleaned.get("file")
         if uploaded:
             try:
@@ -391,76 +411,6 @@ def send_upload(*, upload: CsvUpload) -> Batch:
     services.send_while_room(submissions)
     upload.refresh_from_db()
     return batch
-
-
-# --- Export ----------------------------------------------------------------------------------------------
-
-EXPORT_COLUMNS = (
-    "created",
-    "title",
-    "language",
-    "state",
-    "reference_id",
-    "request_id",
-    "video_url",
-    "audio_url",
-    "output_url",
-    "error",
-    "submitted_by",
-    "batch",
-)
-# A cell starting with one of these is run as a formula by Excel, LibreOffice or Google Sheets (the
-# full-width forms too, in some locales). Prefixing a quote makes it plain text.
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "\n", "\uff1d", "\uff0b", "\uff0d", "\uff20")
-EXPORT_CHUNK_ROWS = 500
-
-
-def neutralise(value: str) -> str:
-    if value.startswith(FORMULA_STARTS) or value.lstrip().startswith(FORMULA_STARTS):
-        return "'" + value
-    return value
-
-
-def export_lines(submissions: QuerySet[Submission]) -> Iterator[str]:
-    """The CSV text, a few hundred rows at a time, reading the rows from the database as it goes."""
-    writer = csv.writer(_Line())
-    yield "\ufeff" + writer.writerow(EXPORT_COLUMNS)
-    chunk = []
-    for submission in submissions.select_related("created_by", "batch").iterator(chunk_size=EXPORT_CHUNK_ROWS):
-        chunk.append(writer.writerow([neutralise(value) for value in _export_values(submission)]))
-        if len(chunk) == EXPORT_CHUNK_ROWS:
-            yield "".join(chunk)
-            chunk = []
-    if chunk:
-        yield "".join(chunk)
-
-
-def export_filename(prefix: str) -> str:
-    return f"{prefix}-{timezone.localtime():%Y%m%d-%H%M}.csv"
-
-
-def _export_values(submission: Submission) -> list[str]:
-    return [
-        timezone.localtime(submission.created_at).strftime("%Y-%m-%d %H:%M:%S"),
-        submission.title,
-        submission.target_language,
-        submission.status_label,
-        submission.reference_id or "",
-        submission.request_id or "",
-        submission.video_url,
-        submission.audio_url,
-        submission.output_url,
-        submission.upstream_error_message or submission.last_error,
-        submission.created_by.get_username() if submission.created_by else "",
-        submission.batch.name if submission.batch else "",
-    ]
-
-
-class _Line:
-    """csv.writer writes here and gets the line back, instead of into a buffer that grows."""
-
-    def write(self, value: str) -> str:
-        return value
 
 
 # --- Wording ---------------------------------------------------------------------------------------------

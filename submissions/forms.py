@@ -3,10 +3,22 @@ from django.conf import settings
 from django.core.validators import MaxLengthValidator, URLValidator
 from django.views.decorators.debug import sensitive_variables
 
+from submissions import paging
 from submissions.models import REFERENCE_ID_MAX_LENGTH, URL_MAX_LENGTH, Submission, reference_id_validator
+from submissions.text import refuse_control_characters
+from submissions.urlnorm import normalise_url
 
 
-class HttpUrlField(forms.CharField):
+class TextField(forms.CharField):
+    """A line of text. A control character gets one clear message (Django's own check only knows NUL),
+    before any other check can complain about the same character less clearly."""
+
+    def validate(self, value):
+        super().validate(value)
+        refuse_control_characters(value)
+
+
+class HttpUrlField(TextField):
     """An absolute http(s) URL, taken as typed: unlike forms.URLField it never guesses a missing scheme."""
 
     widget = forms.URLInput
@@ -33,8 +45,8 @@ class SubmissionForm(forms.Form):
     target_language = forms.ChoiceField(
         label="Target language", required=False, choices=[("", "Not set")] + settings.DUBBING_LANGUAGES
     )
-    title = forms.CharField(label="Title or note", required=False, max_length=200, strip=True)
-    reference_id = forms.CharField(
+    title = TextField(label="Title or note", required=False, max_length=200, strip=True)
+    reference_id = TextField(
         label="Reference id",
         required=False,
         max_length=REFERENCE_ID_MAX_LENGTH,
@@ -65,7 +77,7 @@ class SubmissionForm(forms.Form):
 
 
 class BatchForm(forms.Form):
-    name = forms.CharField(label="Batch name", max_length=200, strip=True, help_text="For example “Episode 4”.")
+    name = TextField(label="Batch name", max_length=200, strip=True, help_text="For example “Episode 4”.")
     video_url = HttpUrlField(label="Source video URL", help_text="One public MP4 link, dubbed into every language below.")
     disable_active_speaker_detection = forms.BooleanField(
         label="Disable active speaker detection", required=False, help_text="Applies to every language."
@@ -83,7 +95,7 @@ class BaseBatchRowFormSet(forms.BaseFormSet):
             return
         seen = set()
         for form in self.forms:
-            key = (form.cleaned_data.get("target_language"), form.cleaned_data.get("audio_url"))
+            key = (form.cleaned_data.get("target_language"), normalise_url(form.cleaned_data.get("audio_url", "")))
             if key in seen:
                 raise forms.ValidationError("The same language and audio appear twice; remove one of them.")
             seen.add(key)
@@ -105,13 +117,13 @@ class HistoryFilterForm(forms.Form):
     # The fixed lists are given as callables: this form is built on every load and poll of the history,
     # and Django deep-copies list choices (a hundred languages) into every instance.
     scope = forms.ChoiceField(choices=[("mine", "Mine"), ("team", "Team")], required=False)
-    q = forms.CharField(label="Search", required=False, max_length=200, strip=True)
+    q = TextField(label="Search", required=False, max_length=200, strip=True)
     # Checked against the member list the page loads anyway, so filtering by member costs no extra query.
     member = forms.TypedChoiceField(label="Member", required=False, coerce=int, empty_value=None)
     state = forms.ChoiceField(label="State", required=False, choices=lambda: HistoryFilterForm.STATES)
     language = forms.ChoiceField(label="Language", required=False, choices=lambda: HistoryFilterForm.LANGUAGES)
-    batch = forms.IntegerField(label="Batch id", required=False, min_value=1)
-    batch_name = forms.CharField(label="Batch name", required=False, max_length=200, strip=True)
+    batch = forms.IntegerField(label="Batch id", required=False, min_value=1, max_value=paging.MAX_ID)
+    batch_name = TextField(label="Batch name", required=False, max_length=200, strip=True)
     created_from = forms.DateField(label="From", required=False, widget=forms.DateInput(attrs={"type": "date"}))
     created_to = forms.DateField(label="To", required=False, widget=forms.DateInput(attrs={"type": "date"}))
     sort = forms.ChoiceField(label="Sort", required=False, choices=lambda: HistoryFilterForm.SORTS)

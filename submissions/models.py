@@ -3,10 +3,15 @@ import hashlib
 from datetime import timedelta
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.core.validators import RegexValidator
 from django.db import models
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.deconstruct import deconstructible
+
+from submissions.text import refuse_control_characters
+from submissions.urlnorm import normalise_url
 
 # Chamelaion's failure messages, said so that a producer knows what to do next.
 FAILURE_EXPLANATIONS = {
@@ -35,9 +40,11 @@ def _state_labels() -> dict[str, str]:
 
 
 def inputs_fingerprint(video_url: str, audio_url: str, disable_active_speaker_detection: bool) -> str:
+    """The same video, audio and options, however the URLs were written (#fragment, HTTP://, :443, /./)."""
     if not (video_url and audio_url):
         return ""
-    return hashlib.sha256(f"{video_url}\n{audio_url}\n{disable_active_speaker_detection}".encode()).hexdigest()
+    video, audio = normalise_url(video_url), normalise_url(audio_url)
+    return hashlib.sha256(f"{video}\n{audio}\n{disable_active_speaker_detection}".encode()).hexdigest()
 
 
 def settle_time() -> timedelta:
@@ -52,9 +59,32 @@ def stuck_sending_time() -> timedelta:
     return timedelta(seconds=2 * (settings.CHAMELAION_CONNECT_TIMEOUT + settings.CHAMELAION_READ_TIMEOUT) + 5)
 
 
-reference_id_validator = RegexValidator(
-    r"^[A-Za-z0-9._-]+$", "Use only letters, digits, dots, underscores and hyphens."
-)
+@deconstructible(path="submissions.models.ReferenceIdValidator")
+class ReferenceIdValidator:
+    """Letters, digits, dots, underscores and hyphens, and not dots alone. A job is looked up by its
+    reference id in a URL path (after a lost answer, to never send it twice), and a path segment "." or
+    ".." means "this folder" or "the folder above": the lookup would reach another address, miss the job,
+    and DubDash would send it again."""
+
+    characters = RegexValidator(r"^[A-Za-z0-9._-]+$", "Use only letters, digits, dots, underscores and hyphens.")
+    only_dots_message = (
+        "A reference id cannot be only dots (“.” or “..”): Chamelaion could not look the job up by it. "
+        "Add a letter or a digit."
+    )
+
+    def __call__(self, value: str) -> None:
+        self.characters(value)
+        if value and not value.strip("."):
+            raise ValidationError(self.only_dots_message, code="only_dots")
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, ReferenceIdValidator)
+
+    def __hash__(self) -> int:
+        return hash(ReferenceIdValidator)
+
+
+reference_id_validator = ReferenceIdValidator()
 
 
 class JobLabels:
@@ -100,7 +130,7 @@ class Submission(JobLabels, models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="submissions", null=True, blank=True
     )
     is_external = models.BooleanField(default=False, help_text="Made outside DubDash and imported.")
-    title = models.CharField(max_length=200, blank=True)
+    title = models.CharField(max_length=200, blank=True, validators=[refuse_control_characters])
     # Blank only for imported jobs: the API does not report a job's inputs.
     video_url = models.URLField(max_length=URL_MAX_LENGTH, blank=True)
     audio_url = models.URLField(max_length=URL_MAX_LENGTH, blank=True)
@@ -133,13 +163,20 @@ class Submission(JobLabels, models.Model):
     # Until the job is found by reference_id (or proven absent), sending again could duplicate it.
     outcome_unknown_since = models.DateTimeField(null=True, blank=True)
     last_error = models.TextField(blank=True, help_text="Why the last send failed, in plain words.")
+    # Attempts that reached Chamelaion (or may have) and failed, and when the first one did. Giving up is
+    # measured on these alone: time spent waiting in line, or while Chamelaion could not be reached at all,
+    # never counts against a job.
+    failed_deliveries = models.PositiveIntegerField(default=0)
+    first_failed_delivery_at = models.DateTimeField(null=True, blank=True)
 
     request_id = models.CharField(max_length=64, null=True, blank=True, unique=True)
     upstream_status = models.CharField(max_length=64, blank=True)
     upstream_created_at = models.DateTimeField(null=True, blank=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
-    output_url = models.URLField(max_length=URL_MAX_LENGTH, blank=True)
+    # Text, not a 2,048-character URLField: Chamelaion's signed links can be longer, and one that did not fit
+    # failed the whole refresh round. Never typed by a user; chamelaion_replies caps and vets it.
+    output_url = models.TextField(blank=True)
     upstream_error_message = models.TextField(blank=True)
 
     # Not auto_now_add: an imported job keeps the time Chamelaion created it.
@@ -240,6 +277,7 @@ class Problem(models.Model):
     class Code(models.TextChoices):
         API_KEY_REJECTED = "api_key_rejected", "API key rejected"
         QUOTA_USED_UP = "quota_used_up", "Plan quota used up"
+        UNREACHABLE = "chamelaion_unreachable", "Chamelaion cannot be reached"
 
     code = models.CharField(max_length=32, choices=Code.choices, unique=True)
     message = models.TextField()
@@ -258,7 +296,7 @@ class Problem(models.Model):
 class Batch(models.Model):
     """One source video dubbed into several languages, or one CSV file: many submissions sent together."""
 
-    name = models.CharField(max_length=200)
+    name = models.CharField(max_length=200, validators=[refuse_control_characters])
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="batches")
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
 

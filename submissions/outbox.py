@@ -5,11 +5,15 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Iterable
+from datetime import datetime, timedelta
 
 from django.utils import timezone
 
-from submissions import ratelimit, services
-from submissions.models import Submission
+from submissions import problems, ratelimit, services
+from submissions.models import Submission, stuck_sending_time
+
+State = Submission.State
 
 logger = logging.getLogger(__name__)
 CANDIDATES = 10  # claim one of the next few: another process may be claiming the first
@@ -22,9 +26,9 @@ def send_due(*, seconds: float, stop: threading.Event | None = None, wait_for_bu
     deadline = time.monotonic() + seconds
     attempted = 0
     while not stop.is_set() and time.monotonic() < deadline:
-        if services.sending_paused() and not services.probe_due():
+        if problems.sending_paused() and not problems.probe_due():
             break  # a rejected key or used-up quota: one probe per recheck period, no more
-        candidates = services.due_for_sending(limit=CANDIDATES)
+        candidates = due_for_sending(limit=CANDIDATES)
         if not candidates:
             break
         wait = ratelimit.try_acquire()
@@ -56,3 +60,35 @@ def seconds_until_next_due(*, cap: float) -> float:
     if upcoming is None:
         return cap
     return min(cap, max(0.0, (upcoming - timezone.now()).total_seconds()))
+
+
+# --- The queue -------------------------------------------------------------------------------------
+
+
+def due_for_sending(*, limit: int) -> list[Submission]:
+    """The next submissions to send, oldest turn first, and any send interrupted by a crash."""
+    now = timezone.now()
+    waiting = Submission.objects.filter(state=State.PENDING, next_attempt_at__lte=now)
+    interrupted = Submission.objects.filter(state=State.SENDING, last_attempt_at__lt=now - stuck_sending_time())
+    return list(interrupted[:limit]) + list(waiting.order_by("next_attempt_at", "created_at", "pk")[:limit])
+
+
+def queue_positions(submissions: Iterable[Submission]) -> dict[int, tuple[int, datetime]]:
+    """For waiting submissions: their place in line and roughly when they will go."""
+    waiting_ids = [s.pk for s in submissions if s.state == State.PENDING]
+    if not waiting_ids:
+        return {}
+    line = list(
+        Submission.objects.filter(state=State.PENDING).order_by("next_attempt_at", "created_at", "pk").values_list(
+            "pk", "next_attempt_at"
+        )
+    )
+    budget = ratelimit.Budget.from_settings()
+    start = timezone.now() + timedelta(seconds=ratelimit.seconds_until_free())
+    wanted = set(waiting_ids)
+    positions = {}
+    for place, (pk, not_before) in enumerate(line):
+        if pk in wanted:
+            eta = max(start + budget.interval * place, not_before or start)
+            positions[pk] = (place + 1, eta)
+    return positions

@@ -14,6 +14,16 @@ def can_submit(user: Any) -> bool:
     return user.has_perm("submissions.submit_jobs")
 
 
+def can_manage_api_key(user: Any) -> bool:
+    return user.has_perm("submissions.manage_api_key")
+
+
+def can_see_problems(user: Any) -> bool:
+    """The banners for what only an administrator can fix (a rejected key, a used-up quota, Chamelaion out
+    of reach): for staff, and for whoever can change the key, since that is often the fix."""
+    return bool(user and user.is_authenticated and (user.is_staff or can_manage_api_key(user)))
+
+
 def can_view(user: Any, submission: Submission) -> bool:
     return submission.created_by_id == user.pk or can_see_team(user)
 

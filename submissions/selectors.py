@@ -30,11 +30,10 @@ def get_visible_submission(*, user: Any, pk: int) -> Submission:
 
 def get_resendable_submission(*, user: Any, pk: Any) -> Submission | None:
     """The failed submission a re-posted form refers to, if this user may send it again."""
-    try:
-        pk = int(pk)
-    except (TypeError, ValueError):
+    number = paging.as_id(pk)
+    if number is None:
         return None
-    return submissions_of(user=user).filter(pk=pk, state=Submission.State.SEND_FAILED).first()
+    return submissions_of(user=user).filter(pk=number, state=Submission.State.SEND_FAILED).first()
 
 
 def visible_batches(*, user: Any) -> QuerySet[Batch]:
@@ -117,6 +116,23 @@ def earlier_submissions_of_jobs(jobs: list[dict], *, per_job: int = 3) -> list[t
     return [(index, earlier[fp]) for index, fp in enumerate(fingerprints) if fp in earlier]
 
 
+def repeats_within(jobs: list[dict]) -> list[tuple[int, list[int]]]:
+    """For one submission's own jobs (a batch's languages, a CSV's rows): each job whose video, audio and
+    options another job of the same list also has, with the indexes of those others. Two such jobs are
+    two paid jobs producing the same video, whatever language each is labelled with."""
+    indexes_of: dict[str, list[int]] = {}
+    for index, job in enumerate(jobs):
+        fingerprint = inputs_fingerprint(job["video_url"], job["audio_url"], job.get("disable_active_speaker_detection", False))
+        if fingerprint:
+            indexes_of.setdefault(fingerprint, []).append(index)
+    return sorted(
+        (index, [other for other in group if other != index])
+        for group in indexes_of.values()
+        if len(group) > 1
+        for index in group
+    )
+
+
 SEARCHED_FIELDS = ("title", "reference_id", "request_id", "video_url", "audio_url")
 
 
@@ -166,7 +182,7 @@ class HistoryRow(JobLabels):
     batch_name: str | None
     created_by_id: int | None
     creator: str | None  # the member's username; None for a job made outside DubDash
-    queue_place: int | None = None  # for a job waiting to send (services.queue_positions)
+    queue_place: int | None = None  # for a job waiting to send (outbox.queue_positions)
     queue_eta: datetime | None = None
 
 

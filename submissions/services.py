@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import logging
 import random
+import re
 import uuid
+from collections import Counter
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
@@ -23,14 +25,19 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import F, Q
 from django.db.models.functions import Coalesce
-from django.utils import timezone, formats
+from django.utils import formats, timezone
 
-from submissions import activity, chamelaion, limits, ratelimit
-from submissions.models import Batch, Problem, Submission, inputs_fingerprint, settle_time, stuck_sending_time
+from submissions import activity, chamelaion, limits, problems, ratelimit, snapshots
+from submissions.models import (
+    Batch,
+    Submission,
+    inputs_fingerprint,
+    settle_time,
+    stuck_sending_time,
+)
 
 logger = logging.getLogger(__name__)
 State = Submission.State
-PROBLEM_RECHECK = timedelta(seconds=30)
 
 # Fields a user may change when sending a failed submission again from the form.
 EDITABLE_FIELDS = (
@@ -50,8 +57,23 @@ class ReferenceIdTaken(Exception):
     pass
 
 
+REFERENCE_ID_CLASH = (
+    "A job made outside DubDash on the same Chamelaion account already uses the reference id “{reference_id}”. "
+    "Nothing was sent: looking the job up by that id would find the other one. Choose another reference id "
+    "(or leave it blank) and send it again."
+)
+
+
+GENERATED_REFERENCE_ID = re.compile(r"dubdash-[0-9a-f]{32}")
+
+
 def new_reference_id() -> str:
     return f"dubdash-{uuid.uuid4().hex}"
+
+
+def chose_reference_id(reference_id: str) -> bool:
+    """Whether a person chose this id (one DubDash made is random: no other job can hold it)."""
+    return GENERATED_REFERENCE_ID.fullmatch(reference_id or "") is None
 
 
 # --- Saving ----------------------------------------------------------------------------------------
@@ -139,57 +161,87 @@ def send_while_room(submissions: list[Submission]) -> None:
 
 def retry_failed(*, batch: Batch, user: Any) -> int:
     """"Retry the failed ones": what could not be sent goes back in the outbox; a job Chamelaion failed (or
-    lost) is sent again as a new job, linked to the old one, which stays in the history."""
-    retried = 0
-    for submission in batch.submissions.filter(state=State.SEND_FAILED):
-        send_again(submission=submission, user=user, record_activity=False)  # the batch's one entry below
-        retried += 1
-    finished_badly = batch.submissions.filter(state__in=[State.FAILED, State.MISSING], retried_as__isnull=True)
-    for failed in finished_badly.exclude(video_url="").order_by("pk"):
-        copy = create_submission(
-            user=user,
-            video_url=failed.video_url,
-            audio_url=failed.audio_url,
-            disable_active_speaker_detection=failed.disable_active_speaker_detection,
-            target_language=failed.target_language,
-            title=failed.title,
-            batch=batch,
-            retry_of=failed,
+    lost) is sent again as a new job, linked to the old one, which stays in the history.
+
+    All or nothing: every monthly limit involved is checked for the whole retry before anything changes,
+    so a limit reached half way never leaves half the batch retried (MonthlyLimitReached, nothing done)."""
+    with transaction.atomic():
+        unsent = list(batch.submissions.filter(state=State.SEND_FAILED).select_related("created_by").order_by("pk"))
+        finished_badly = list(
+            batch.submissions.filter(state__in=[State.FAILED, State.MISSING], retried_as__isnull=True)
+            .exclude(video_url="")
+            .order_by("pk")
         )
-        send_if_room(submission=copy)
-        retried += 1
-    if retried:
-        activity.record(actor=user, verb=activity.Verb.RETRIED, batch=batch, details=f"{retried} failed jobs sent again")  # activity trail
-    return retried
+        # Each job counts for its owner: a job sent again stays its submitter's, a new take is the retrier's.
+        adding = Counter(job.created_by for job in unsent if job.created_by_id is not None)
+        if finished_badly:
+            adding[user] += len(finished_badly)
+        for owner, count in adding.items():
+            limits.check_monthly_limit(user=owner, adding=count, actor=user)
+        retried = [job for job in unsent if _reopen(submission=job, changes=None)]
+        for failed in finished_badly:
+            retried.append(
+                create_submission(
+                    user=user,
+                    video_url=failed.video_url,
+                    audio_url=failed.audio_url,
+                    disable_active_speaker_detection=failed.disable_active_speaker_detection,
+                    target_language=failed.target_language,
+                    title=failed.title,
+                    batch=batch,
+                    retry_of=failed,
+                )
+            )
+        if retried:
+            activity.record(actor=user, verb=activity.Verb.RETRIED, batch=batch, details=f"{len(retried)} failed jobs sent again")  # activity trail
+    send_while_room(retried)
+    return len(retried)
 
 
 def send_if_room(*, submission: Submission) -> Submission:
-    if sending_paused() or ratelimit.try_acquire() > 0:
+    if problems.sending_paused() or ratelimit.try_acquire() > 0:
         return submission  # waiting to send: the worker's outbox takes it from here
     return send_submission(submission=submission)
 
 
-def send_again(
-    *, submission: Submission, changes: dict[str, Any] | None = None, user: Any = None, record_activity: bool = True
-) -> Submission:
+def send_again(*, submission: Submission, changes: dict[str, Any] | None = None, user: Any = None) -> Submission:
     """A person asks to send a submission that could not be sent: a fresh set of retries, in its turn.
-    `user` is who asked, for the activity trail (None: not known to the caller)."""
+    `user` is who asked, for the activity trail (None: not known to the caller). The job counts against
+    its submitter's monthly limit again (a job that could not be sent did not): MonthlyLimitReached if
+    that is used up, and nothing changes."""
     if submission.is_stuck_sending:
-        if record_activity:  # activity trail
-            activity.record(actor=user, verb=activity.Verb.SENT_AGAIN, submission=submission, details="Interrupted send resumed")
+        activity.record(actor=user, verb=activity.Verb.SENT_AGAIN, submission=submission, details="Interrupted send resumed")  # activity trail
         return send_if_room(submission=submission)  # settles the interrupted send first, within the budget
-    fields = {"next_attempt_at": timezone.now(), "send_attempts": 0}
+    with transaction.atomic():
+        if submission.created_by_id is not None:
+            limits.check_monthly_limit(user=submission.created_by, adding=1, actor=user)
+        edited = _edited_inputs(submission, _reopen_fields(submission, changes))  # before _reopen changes it
+        if _reopen(submission=submission, changes=changes):
+            activity.record(actor=user, verb=activity.Verb.SENT_AGAIN, submission=submission, details=edited)  # activity trail
+    return send_if_room(submission=submission)
+
+
+def _reopen_fields(submission: Submission, changes: dict[str, Any] | None) -> dict[str, Any]:
+    fields: dict[str, Any] = {
+        "next_attempt_at": timezone.now(),
+        "send_attempts": 0,
+        "failed_deliveries": 0,
+        "first_failed_delivery_at": None,
+    }
     if changes and not submission.send_outcome_unknown:  # no job can exist upstream: edits are safe
         fields.update(_editable(submission, changes))
-    edited = _edited_inputs(submission, fields)  # for the activity trail
+    return fields
+
+
+def _reopen(*, submission: Submission, changes: dict[str, Any] | None) -> bool:
+    """Could not be sent → waiting to send, with a fresh set of retries (and the person's edits, if any).
+    The caller checks the monthly limit in the same transaction."""
+    fields = _reopen_fields(submission, changes)
     try:
         with transaction.atomic():
-            moved = transition(submission, expected=State.SEND_FAILED, state=State.PENDING, **fields)
+            return transition(submission, expected=State.SEND_FAILED, state=State.PENDING, **fields)
     except IntegrityError as exc:
         raise ReferenceIdTaken(fields.get("reference_id", "")) from exc
-    if moved and record_activity:  # activity trail
-        activity.record(actor=user, verb=activity.Verb.SENT_AGAIN, submission=submission, details=edited)
-    return send_if_room(submission=submission)
 
 
 def _edited_inputs(submission: Submission, fields: dict[str, Any]) -> str:
@@ -242,11 +294,22 @@ def claim(submission: Submission) -> bool:
 def deliver(submission: Submission) -> Submission:
     """The claimed submission's one attempt: settle an uncertain earlier attempt, or POST it."""
     client = chamelaion.get_client()
+    if not submission.send_outcome_unknown and chose_reference_id(submission.reference_id):
+        # Never sent (or refused outright), so no job of DubDash's can carry this id: one that exists was
+        # made outside DubDash, and a later lookup by this id would adopt that stranger as ours.
+        try:
+            stranger = client.find_by_reference_id(submission.reference_id)
+        except chamelaion.ChamelaionError as exc:
+            return _failed_attempt(submission, exc)
+        problems.clear_problems()
+        if stranger is not None:
+            return _give_up(submission, message=REFERENCE_ID_CLASH.format(reference_id=submission.reference_id))
     if submission.send_outcome_unknown:
         try:
             existing = client.find_by_reference_id(submission.reference_id)
         except chamelaion.ChamelaionError as exc:
             return _failed_attempt(submission, exc)
+        problems.clear_problems()  # the lookup answered: Chamelaion is reachable and the key works
         if existing is not None:
             return _mark_sent(submission, request_id=existing.id, found=existing)
         settled_at = submission.outcome_unknown_since + settle_time()
@@ -271,7 +334,7 @@ def deliver(submission: Submission) -> Submission:
         if exc.may_have_reached_server:
             submission.outcome_unknown_since = posted_at
         return _failed_attempt(submission, exc)
-    clear_problems(after_send=True)
+    problems.clear_problems(after_send=True)
     return _mark_sent(submission, request_id=request_id)
 
 
@@ -310,24 +373,26 @@ def discard_uploads(submission: Submission) -> None:
 
 def _failed_attempt(submission: Submission, error: chamelaion.ChamelaionError) -> Submission:
     logger.warning("Sending submission %s failed: %s (%s)", submission.pk, type(error).__name__, error.detail)
-    record_problem(error, while_polling=False)
+    problems.record_problem(error, while_polling=False)
     now = timezone.now()
     if isinstance(error, chamelaion.RateLimited):
         ratelimit.hold_off(error.retry_after or settings.SEND_RETRY_BASE_SECONDS)
-    if type(error) in PROBLEM_CODES:
-        return _wait(
-            submission,
-            until=now + PROBLEM_RECHECK,
-            message=f"Sending is paused: {error.user_message} The job is saved and goes out by itself once that is fixed.",
-        )
+    code = problems.problem_code(error)
+    if code is not None:
+        # Nothing about this job is wrong, and nothing was delivered: it waits, however long the fix takes.
+        return _wait(submission, until=now + problems.PROBLEM_RECHECK, message=f"Sending is paused: {error.user_message} {problems.PAUSED_UNTIL[code]}")
+    # Chamelaion refused it, or may have received it: this counts towards giving up, from the first such
+    # attempt (not from when the job was saved: it may have waited in line for an hour).
+    submission.failed_deliveries += 1
+    submission.first_failed_delivery_at = submission.first_failed_delivery_at or now
     if not error.retryable:
         return _give_up(submission, message=error.user_message)
-    if submission.send_attempts >= settings.SEND_MAX_ATTEMPTS or now - submission.created_at > timedelta(
+    if submission.failed_deliveries >= settings.SEND_MAX_ATTEMPTS or now - submission.first_failed_delivery_at > timedelta(
         seconds=settings.SEND_MAX_AGE_SECONDS
     ):
         return _give_up(
             submission,
-            message=f"{error.user_message} DubDash stopped retrying after {submission.send_attempts} attempts; "
+            message=f"{error.user_message} DubDash stopped retrying after {submission.failed_deliveries} attempts; "
             "use Send again to try once more.",
         )
     until = now + _backoff(submission.send_attempts, asked=getattr(error, "retry_after", None))
@@ -352,9 +417,9 @@ def _mark_sent(
     """Record the request_id. A job found by reference_id may already be further along than queued."""
     now = timezone.now()
     fields = {"request_id": request_id, "sent_at": now, "last_error": "", "outcome_unknown_since": None}
-    fields.update(upstream_fields(found) if found else {"state": State.QUEUED, "upstream_status": "queued"})
+    fields.update(snapshots.upstream_fields(found) if found else {"state": State.QUEUED, "upstream_status": "queued"})
     in_flight = fields["state"] in Submission.UPSTREAM_IN_FLIGHT
-    fields["next_poll_at"] = now + poll_interval(timedelta(0)) if in_flight else None
+    fields["next_poll_at"] = now + snapshots.poll_interval(timedelta(0)) if in_flight else None
     transition(submission, expected=State.SENDING, **fields)
     logger.info("Submission %s %s as request %s", submission.pk, "found upstream" if found else "sent", request_id)
     discard_uploads(submission)
@@ -369,6 +434,8 @@ def _wait(submission: Submission, *, until: datetime, message: str) -> Submissio
         next_attempt_at=until,
         last_error=message,
         outcome_unknown_since=submission.outcome_unknown_since,
+        failed_deliveries=submission.failed_deliveries,
+        first_failed_delivery_at=submission.first_failed_delivery_at,
     )
     return submission
 
@@ -381,80 +448,10 @@ def _give_up(submission: Submission, *, message: str) -> Submission:
         state=State.SEND_FAILED,
         last_error=message,
         outcome_unknown_since=submission.outcome_unknown_since,
+        failed_deliveries=submission.failed_deliveries,
+        first_failed_delivery_at=submission.first_failed_delivery_at,
     )
     return submission
-
-
-# --- The outbox's queue --------------------------------------------------------------------------------
-
-
-def due_for_sending(*, limit: int) -> list[Submission]:
-    """The next submissions to send, oldest turn first, and any send interrupted by a crash."""
-    now = timezone.now()
-    waiting = Submission.objects.filter(state=State.PENDING, next_attempt_at__lte=now)
-    interrupted = Submission.objects.filter(state=State.SENDING, last_attempt_at__lt=now - stuck_sending_time())
-    return list(interrupted[:limit]) + list(waiting.order_by("next_attempt_at", "created_at", "pk")[:limit])
-
-
-def queue_positions(submissions: Iterable[Submission]) -> dict[int, tuple[int, datetime]]:
-    """For waiting submissions: their place in line and roughly when they will go."""
-    waiting_ids = [s.pk for s in submissions if s.state == State.PENDING]
-    if not waiting_ids:
-        return {}
-    line = list(
-        Submission.objects.filter(state=State.PENDING).order_by("next_attempt_at", "created_at", "pk").values_list(
-            "pk", "next_attempt_at"
-        )
-    )
-    budget = ratelimit.Budget.from_settings()
-    start = timezone.now() + timedelta(seconds=ratelimit.seconds_until_free())
-    wanted = set(waiting_ids)
-    positions = {}
-    for place, (pk, not_before) in enumerate(line):
-        if pk in wanted:
-            eta = max(start + budget.interval * place, not_before or start)
-            positions[pk] = (place + 1, eta)
-    return positions
-
-
-def sending_paused() -> bool:
-    """A rejected key or a used-up quota stops every send until it is fixed."""
-    return Problem.objects.exists()
-
-
-def probe_due() -> bool:
-    """While sending is paused, one submission is tried every PROBLEM_RECHECK to see whether it is fixed."""
-    latest = Problem.objects.order_by("-last_seen").values_list("last_seen", flat=True).first()
-    return latest is None or timezone.now() - latest >= PROBLEM_RECHECK
-
-
-# --- Upstream snapshots ----------------------------------------------------------------------------------
-
-
-def state_for(upstream_status: str) -> str:
-    """Chamelaion's status is a free string; one DubDash does not know is still in flight."""
-    known = {"queued": State.QUEUED, "processing": State.PROCESSING, "completed": State.COMPLETED, "failed": State.FAILED}
-    return known.get(upstream_status, State.IN_FLIGHT)
-
-
-def poll_interval(age: timedelta) -> timedelta:
-    """Young jobs are asked about often, old ones rarely: a tenth of the job's age, within bounds."""
-    seconds = age.total_seconds() / 10
-    return timedelta(seconds=min(settings.POLL_MAX_SECONDS, max(settings.POLL_MIN_SECONDS, seconds)))
-
-
-def upstream_fields(request: chamelaion.LipsyncRequest) -> dict[str, Any]:
-    """What a submission stores of a LipsyncRequest."""
-    return {
-        "state": state_for(request.status),
-        "upstream_status": request.status[:64],
-        "upstream_created_at": request.created_at,
-        "started_at": request.started_at,
-        "finished_at": request.finished_at,
-        "output_url": request.output_url,
-        "upstream_error_message": request.error_message,
-        "last_synced_at": timezone.now(),
-    }
 
 
 def transition(
@@ -474,68 +471,6 @@ def transition(
     else:
         submission.refresh_from_db()
     return bool(changed)
-
-
-# --- Problems only an administrator can fix --------------------------------------------------------------
-
-PROBLEM_CODES = {
-    chamelaion.Unauthorized: Problem.Code.API_KEY_REJECTED,
-    chamelaion.QuotaExhausted: Problem.Code.QUOTA_USED_UP,
-}
-
-
-def record_problem(error: chamelaion.ChamelaionError, *, while_polling: bool) -> None:
-    """Raise (or keep) the administrators' banner for failures only they can fix; others are ignored."""
-    code = PROBLEM_CODES.get(type(error))
-    if code is None:
-        return
-    problem, created = Problem.objects.get_or_create(
-        code=code, defaults={"message": error.user_message, "pauses_polling": while_polling}
-    )
-    if created:
-        logger.error("Problem raised: %s (%s)", problem.get_code_display(), error.detail)
-    else:
-        problem.pauses_polling = problem.pauses_polling or while_polling
-        problem.save(update_fields=["pauses_polling", "last_seen"])
-
-
-def clear_problems(*, after_send: bool = False) -> None:
-    """A successful call is the proof a problem is over: any successful authenticated call proves the key
-    works; only a successful generation proves the quota is back, unless the quota also blocked reads."""
-    if not Problem.objects.exists():
-        return
-    resolved = Problem.objects.all() if after_send else Problem.objects.filter(
-        Q(code=Problem.Code.API_KEY_REJECTED) | Q(pauses_polling=True)
-    )
-    for problem in resolved:
-        logger.warning("Problem resolved: %s", problem.get_code_display())
-    resolved.delete()
-
-
-def create_upload_submission(*, user: Any, video: Any, audio: Any, **fields: Any) -> Submission:
-    """A submission whose inputs are local files, sent with generate-with-media: the files are stored in
-    MEDIA_ROOT (a temporary upload is moved there, not copied) together with the row. If the row cannot
-    be saved the stored files are deleted again, so a failure leaves nothing behind. `fields` are the
-    create_submission fields other than the URLs."""
-    reference_id = fields.pop("reference_id", "")
-    submission = Submission(created_by=user, reference_id=reference_id or new_reference_id(), **fields)
-    with transaction.atomic():  # refuse before storing hundreds of megabytes
-        limits.check_monthly_limit(user=user, adding=1)
-    try:
-        submission.video_upload.save(video.name, video, save=False)
-        submission.audio_upload.save(audio.name, audio, save=False)
-        with transaction.atomic():
-            limits.check_monthly_limit(user=user, adding=1)
-            submission.save(force_insert=True)
-    except BaseException as exc:
-        for stored in (submission.video_upload, submission.audio_upload):
-            if stored:
-                stored.delete(save=False)
-        if isinstance(exc, IntegrityError):  # the same race create_submission guards against
-            raise ReferenceIdTaken(reference_id) from exc
-        raise
-    activity.record(actor=user, verb=activity.Verb.SUBMITTED, submission=submission, details="Uploaded files")  # activity trail
-    return submission
 
 
 # --- Cancelling ------------------------------------------------------------------------------------------

@@ -10,14 +10,15 @@ from __future__ import annotations
 
 import logging
 import uuid
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from django.db import transaction
+from django.db import DatabaseError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from submissions import activity, chamelaion, services
+from submissions import activity, chamelaion, problems, services, snapshots
 from submissions.models import Problem, Submission
 
 logger = logging.getLogger(__name__)
@@ -28,11 +29,16 @@ LEASE_TIME = timedelta(minutes=2)  # a round that dies leaves its jobs to others
 ROUND_LIMIT = 5000
 REFRESH_NOW_EVERY = timedelta(seconds=5)
 CLOCK_SLACK = timedelta(minutes=10)  # DubDash's and Chamelaion's clocks may disagree this much
-PROBLEM_RECHECK_SECONDS = 30.0
+PROBLEM_RECHECK_SECONDS = problems.PROBLEM_RECHECK.total_seconds()
 MISSING_MESSAGE = (
     "Chamelaion has no job with this request id on this account: it may have been deleted, or DubDash's "
     "API key now belongs to another account. DubDash has stopped asking about it."
 )
+
+# What storing one job's data can fail with: the database refusing a value (DataError and kin), or its
+# driver refusing to encode one (UnicodeEncodeError is a ValueError). Replies are cleaned before they get
+# here; this is the guard for whatever cleaning misses, so that it costs one job, not the round.
+STORE_ERRORS = (DatabaseError, ValueError)
 
 # How far along a state is. A write may keep or raise the rank, never lower it; finished jobs never change.
 RANK = {State.QUEUED: 1, State.PROCESSING: 2, State.IN_FLIGHT: 2, State.COMPLETED: 3, State.FAILED: 3, State.MISSING: 3}
@@ -43,6 +49,7 @@ class RoundReport:
     jobs: int = 0  # jobs this round asked about
     updated: int = 0
     missing: int = 0
+    unstored: int = 0  # jobs whose news could not be stored: back on the schedule, asked about again later
     api_calls: int = 0
     wait: float = 0.0  # extra seconds the worker should wait before the next round
     error: str = ""  # why the round stopped early, in plain words
@@ -72,15 +79,15 @@ def refresh_round(*, limit: int = ROUND_LIMIT) -> RoundReport:
     jobs = _lease_due_jobs(token=token, limit=limit)
     report.jobs = len(jobs)
     if jobs:
-        snapshots = _Snapshots(fetched_at=timezone.now())
+        fetched = _Snapshots(fetched_at=timezone.now())
         try:
-            _fetch(client, jobs, snapshots)
+            _fetch(client, jobs, fetched)
         except chamelaion.ChamelaionError as error:
             _note_failure(error, report)
-        report.updated, report.missing = _store(jobs, snapshots)
+        report.updated, report.missing, report.unstored = _store(jobs, fetched)
         _release(token, min_delay=report.wait)
         if not report.failed:
-            services.clear_problems()
+            problems.clear_problems()
     report.api_calls = client.calls
     return report
 
@@ -93,16 +100,16 @@ def _problem_is_over(client: chamelaion.ChamelaionClient, report: RoundReport) -
         _note_failure(error, report)
         report.api_calls = client.calls
         return False
-    services.clear_problems()
+    problems.clear_problems()
     return True
 
 
 def _note_failure(error: chamelaion.ChamelaionError, report: RoundReport) -> None:
     report.error = error.user_message
     if isinstance(error, chamelaion.RateLimited):
-        report.wait = error.retry_after or services.poll_interval(timedelta(0)).total_seconds()
-    elif isinstance(error, (chamelaion.Unauthorized, chamelaion.QuotaExhausted)):
-        services.record_problem(error, while_polling=True)
+        report.wait = error.retry_after or snapshots.poll_interval(timedelta(0)).total_seconds()
+    elif problems.problem_code(error) is not None:  # a rejected key, a used-up quota, Chamelaion out of reach
+        problems.record_problem(error, while_polling=True)
         report.wait = PROBLEM_RECHECK_SECONDS
     logger.warning("Refresh round stopped: %s (%s)", type(error).__name__, error.detail)
 
@@ -124,36 +131,36 @@ def _lease_due_jobs(*, token: str, limit: int) -> list[Submission]:
     return list(Submission.objects.filter(poll_lease=token))
 
 
-def _fetch(client: chamelaion.ChamelaionClient, jobs: list[Submission], snapshots: _Snapshots) -> None:
+def _fetch(client: chamelaion.ChamelaionClient, jobs: list[Submission], fetched: _Snapshots) -> None:
     """Learn the due jobs' status with as few calls as possible: from the list endpoint (100 jobs a call)
     where that pays, then one by one for whatever the pages did not show (a 404 there: the job is gone)."""
     started = {job.request_id: job.sent_at or job.created_at for job in jobs}
     if len(started) > 1:  # for a single job, one GET is the cheapest there is
-        _scan_list(client, started, snapshots)
-    for request_id in sorted(started.keys() - snapshots.found.keys()):
+        _scan_list(client, started, fetched)
+    for request_id in sorted(started.keys() - fetched.found.keys()):
         try:
-            snapshots.found[request_id] = client.get_request(request_id)
+            fetched.found[request_id] = client.get_request(request_id)
         except chamelaion.NotFound:
-            snapshots.missing.add(request_id)
+            fetched.missing.add(request_id)
         except chamelaion.MalformedReply as error:  # this job's reply is unreadable; the others may be fine
             logger.warning("Unreadable status for request %s: %s", request_id, error.detail)
 
 
-def _scan_list(client: chamelaion.ChamelaionClient, started: dict[str, datetime], snapshots: _Snapshots) -> None:
+def _scan_list(client: chamelaion.ChamelaionClient, started: dict[str, datetime], fetched: _Snapshots) -> None:
     """The list pages through the account's whole history, in an order the contract leaves open. The
     first page shows the order, so the scan starts where the newest jobs are (the end, when the oldest come
     first) and walks towards older ones. It stops once every job is found, once the pages are older than
     any job still missing, or before it costs more than asking one by one would."""
 
     def collect(page: chamelaion.RequestPage) -> None:
-        snapshots.found.update((r.id, r) for r in page.requests if r.id in started)
+        fetched.found.update((r.id, r) for r in page.requests if r.id in started)
 
     first = client.list_requests(limit=PAGE_SIZE, offset=0)
     collect(first)
     order = _order(first)
     calls = 1
     for offset, limit in _windows(start=first.size, total=first.total, from_the_end=order == "oldest first"):
-        missing = started.keys() - snapshots.found.keys()
+        missing = started.keys() - fetched.found.keys()
         if len(missing) <= 1 or calls >= len(started):
             return
         page = client.list_requests(limit=limit, offset=offset)
@@ -181,15 +188,37 @@ def _windows(*, start: int, total: int, from_the_end: bool) -> list[tuple[int, i
     return [(max(start, end - PAGE_SIZE), end - max(start, end - PAGE_SIZE)) for end in range(total, start, -PAGE_SIZE)]
 
 
-def _store(jobs: list[Submission], snapshots: _Snapshots) -> tuple[int, int]:
-    updated = missing = 0
-    with transaction.atomic():  # one commit for the whole round, not one per job
-        for job in jobs:
-            if job.request_id in snapshots.found:
-                updated += apply_snapshot(job, snapshots.found[job.request_id], fetched_at=snapshots.fetched_at)
-            elif job.request_id in snapshots.missing:
-                missing += mark_missing(job, fetched_at=snapshots.fetched_at)
-    return updated, missing
+def _store(jobs: list[Submission], fetched: _Snapshots) -> tuple[int, int, int]:
+    """(updated, missing, unstored). One commit for the whole round, not one per job, and no savepoint per
+    job either (two more statements for each job, on every round). Should one job's write fail anyway, the
+    round is written again with a savepoint per job: the job that fails is logged and left leased, so
+    _release puts it back on the schedule, and every other job's news is committed."""
+    try:
+        with transaction.atomic():
+            return _write(jobs, fetched, one_by_one=False)
+    except STORE_ERRORS as error:
+        logger.warning("Storing a refresh round failed (%s); storing it again job by job", type(error).__name__)
+    with transaction.atomic():
+        return _write(jobs, fetched, one_by_one=True)
+
+
+def _write(jobs: list[Submission], fetched: _Snapshots, *, one_by_one: bool) -> tuple[int, int, int]:
+    # Writing again after a rollback is safe: every write is a conditional UPDATE decided by what is in
+    # the database, not by the instances (whose fields a rolled-back write may already have changed).
+    updated = missing = unstored = 0
+    for job in jobs:
+        try:
+            with transaction.atomic() if one_by_one else nullcontext():
+                if job.request_id in fetched.found:
+                    updated += apply_snapshot(job, fetched.found[job.request_id], fetched_at=fetched.fetched_at)
+                elif job.request_id in fetched.missing:
+                    missing += mark_missing(job, fetched_at=fetched.fetched_at)
+        except STORE_ERRORS:
+            if not one_by_one:
+                raise
+            logger.exception("Could not store the status of submission %s (request %s)", job.pk, job.request_id)
+            unstored += 1
+    return updated, missing, unstored
 
 
 def _release(token: str, *, min_delay: float) -> None:
@@ -203,7 +232,7 @@ def _release(token: str, *, min_delay: float) -> None:
 
 
 def _next_poll(job: Submission, now: datetime) -> datetime:
-    return now + services.poll_interval(now - (job.sent_at or job.created_at))
+    return now + snapshots.poll_interval(now - (job.sent_at or job.created_at))
 
 
 # --- Writes that never go backwards ---------------------------------------------------------------
@@ -211,7 +240,7 @@ def _next_poll(job: Submission, now: datetime) -> datetime:
 
 def apply_snapshot(submission: Submission, request: chamelaion.LipsyncRequest, *, fetched_at: datetime) -> bool:
     """Store what Chamelaion said at `fetched_at`, unless something fresher or further along is stored."""
-    fields = services.upstream_fields(request)
+    fields = snapshots.upstream_fields(request)
     new_state = fields["state"]
     fields.update(
         last_synced_at=fetched_at,
@@ -263,10 +292,15 @@ def refresh_now(*, submission: Submission) -> str:
         mark_missing(submission, fetched_at=now)
         return MISSING_MESSAGE
     except chamelaion.ChamelaionError as error:
-        services.record_problem(error, while_polling=True)
+        problems.record_problem(error, while_polling=True)
         return f"Could not check now: {error.user_message}"
-    services.clear_problems()
-    apply_snapshot(submission, request, fetched_at=now)
+    problems.clear_problems()
+    try:
+        with transaction.atomic():  # a savepoint: the request's transaction stays usable if this fails
+            apply_snapshot(submission, request, fetched_at=now)
+    except STORE_ERRORS:
+        logger.exception("Could not store the status of submission %s (request %s)", submission.pk, submission.request_id)
+        return "Chamelaion answered, but DubDash could not store what it said about this job. It asks again by itself."
     return f"Checked just now: {submission.status_label.lower()}."
 
 
@@ -293,14 +327,34 @@ def import_external_jobs(*, actor=None) -> ImportReport:
         total, offset = page.total, offset + page.size
         report.seen += page.size
         new = _unknown_jobs(page.requests)
-        Submission.objects.bulk_create(new, ignore_conflicts=True)  # a concurrent import may add some first
-        report.imported += len(new)
+        imported = _insert(new)
+        report.imported += imported
         report.already_known += len(page.requests) - len(new)
         if not page.size:
             break
     report.api_calls = client.calls
     activity.record(actor=actor, verb=activity.Verb.IMPORTED, details=f"Looked at {report.seen} jobs on the account, imported {report.imported}")  # activity trail
     return report
+
+
+def _insert(new: list[Submission]) -> int:
+    """Add the page's new jobs in one statement; should that fail, one by one, so that a job the database
+    refuses costs only itself. ignore_conflicts: a concurrent import may add some first."""
+    try:
+        with transaction.atomic():
+            Submission.objects.bulk_create(new, ignore_conflicts=True)
+        return len(new)
+    except STORE_ERRORS:
+        logger.warning("Importing a page of jobs failed; importing them one by one")
+    imported = 0
+    for submission in new:
+        try:
+            with transaction.atomic():
+                Submission.objects.bulk_create([submission], ignore_conflicts=True)
+            imported += 1
+        except STORE_ERRORS:
+            logger.exception("Could not import request %s", submission.request_id)
+    return imported
 
 
 def _unknown_jobs(requests: list[chamelaion.LipsyncRequest]) -> list[Submission]:
@@ -316,7 +370,7 @@ def _unknown_jobs(requests: list[chamelaion.LipsyncRequest]) -> list[Submission]
     for request in requests:
         if request.id in known_ids or request.reference_id in known_references:
             continue  # ours: sent by DubDash, or being settled by its send
-        fields = services.upstream_fields(request)
+        fields = snapshots.upstream_fields(request)
         new.append(
             Submission(
                 is_external=True,

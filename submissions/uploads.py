@@ -15,9 +15,12 @@ from django import forms
 from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile
 from django.core.files.uploadhandler import TemporaryFileUploadHandler
+from django.db import IntegrityError, transaction
 from django.http import HttpRequest
 
+from submissions import activity, limits, services
 from submissions.forms import SubmissionForm
+from submissions.models import Submission
 
 HEAD_BYTES = 64  # enough for every signature below and a fair look at whether it is text
 _OVERSIZED = "dubdash_oversized_uploads"  # request attribute: {field name: bytes the file really had}
@@ -202,3 +205,32 @@ class UploadForm(SubmissionForm):
         label = self.CONTENT[name][0]
         limit = describe_size(settings.UPLOAD_MAX_BYTES)
         return f"The {label} is {describe_size(size, round_up=True)}; the limit is {limit}."
+
+
+# --- Saving -----------------------------------------------------------------------------------------
+
+
+def create_upload_submission(*, user: Any, video: Any, audio: Any, **fields: Any) -> Submission:
+    """A submission whose inputs are local files, sent with generate-with-media: the files are stored in
+    MEDIA_ROOT (a temporary upload is moved there, not copied) together with the row. If the row cannot
+    be saved the stored files are deleted again, so a failure leaves nothing behind. `fields` are the
+    create_submission fields other than the URLs."""
+    reference_id = fields.pop("reference_id", "")
+    submission = Submission(created_by=user, reference_id=reference_id or services.new_reference_id(), **fields)
+    with transaction.atomic():  # refuse before storing hundreds of megabytes
+        limits.check_monthly_limit(user=user, adding=1)
+    try:
+        submission.video_upload.save(video.name, video, save=False)
+        submission.audio_upload.save(audio.name, audio, save=False)
+        with transaction.atomic():
+            limits.check_monthly_limit(user=user, adding=1)
+            submission.save(force_insert=True)
+    except BaseException as exc:
+        for stored in (submission.video_upload, submission.audio_upload):
+            if stored:
+                stored.delete(save=False)
+        if isinstance(exc, IntegrityError):  # the same race create_submission guards against
+            raise services.ReferenceIdTaken(reference_id) from exc
+        raise
+    activity.record(actor=user, verb=activity.Verb.SUBMITTED, submission=submission, details="Uploaded files")  # activity trail
+    return submission

@@ -4,7 +4,7 @@ from django.core.exceptions import PermissionDenied
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
-from submissions import limits, permissions, selectors, services, tracking
+from submissions import limits, outbox, permissions, selectors, services, tracking
 from submissions.chamelaion import sandbox_sample_urls
 from submissions.forms import HistoryFilterForm, SubmissionForm
 from submissions.models import Submission
@@ -101,7 +101,7 @@ def tell_outcome(request, submission: Submission) -> None:
 
 
 def _add_queue_places(submissions) -> None:
-    places = services.queue_positions(submissions)
+    places = outbox.queue_positions(submissions)
     for submission in submissions:
         submission.queue_place, submission.queue_eta = places.get(submission.pk, (None, None))
 
@@ -136,7 +136,10 @@ def send_again(request, pk: int):
     if not submission.can_send_again:
         messages.info(request, "This submission is not waiting to be sent again.")
         return redirect(submission)
-    tell_outcome(request, services.send_again(submission=submission, user=request.user))
+    try:
+        tell_outcome(request, services.send_again(submission=submission, user=request.user))
+    except limits.MonthlyLimitReached as exc:
+        messages.error(request, str(exc))
     return redirect(submission)
 
 

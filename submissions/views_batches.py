@@ -25,9 +25,9 @@ def new_batch(request):
         return _render_new(request, form, rows)
     jobs = [_job_fields(form.cleaned_data, row.cleaned_data) for row in rows.forms]
     if not request.POST.get("confirm_duplicates"):
-        duplicates = _earlier_duplicates(jobs)
-        if duplicates:
-            return _render_new(request, form, rows, duplicates=duplicates)
+        duplicates, repeats = _earlier_duplicates(jobs), _repeats(jobs)
+        if duplicates or repeats:
+            return _render_new(request, form, rows, duplicates=duplicates, repeats=repeats)
     try:
         batch = services.create_batch(user=request.user, name=form.cleaned_data["name"], rows=jobs)
     except limits.MonthlyLimitReached as exc:
@@ -52,6 +52,10 @@ def _earlier_duplicates(jobs: list[dict]) -> list[tuple[dict, list]]:
     return [(jobs[index], earlier) for index, earlier in selectors.earlier_submissions_of_jobs(jobs)]
 
 
+def _repeats(jobs: list[dict]) -> list[tuple[dict, list[dict]]]:
+    return [(jobs[index], [jobs[other] for other in others]) for index, others in selectors.repeats_within(jobs)]
+
+
 def _edited_rows(data) -> BatchRowFormSet:
     rows = [
         {"target_language": data.get(f"{ROWS}-{n}-target_language", ""), "audio_url": data.get(f"{ROWS}-{n}-audio_url", "")}
@@ -59,9 +63,16 @@ def _edited_rows(data) -> BatchRowFormSet:
     ]
     if "add_row" in data:
         rows.append({})
-    elif data.get("remove_row", "").isdigit() and len(rows) > 1:
-        rows.pop(int(data["remove_row"]))
+    elif len(rows) > 1:
+        removed = _row_number(data.get("remove_row", ""), len(rows))
+        if removed is not None:  # a number outside the rows (a crafted form) removes nothing
+            rows.pop(removed)
     return BatchRowFormSet(prefix=ROWS, initial=rows)
+
+
+def _row_number(value: str, count: int) -> int | None:
+    # A handful of digits at most: int() of a few thousand digits raises, and no batch has that many rows.
+    return int(value) if value.isascii() and value.isdigit() and len(value) <= 4 and int(value) < count else None
 
 
 def _total_rows(data) -> int:
@@ -71,8 +82,9 @@ def _total_rows(data) -> int:
         return 1
 
 
-def _render_new(request, form, rows, duplicates=None):
-    return render(request, "submissions/batch_new.html", {"form": form, "rows": rows, "duplicates": duplicates})
+def _render_new(request, form, rows, duplicates=None, repeats=None):
+    context = {"form": form, "rows": rows, "duplicates": duplicates, "repeats": repeats, "ask": bool(duplicates or repeats)}
+    return render(request, "submissions/batch_new.html", context)
 
 
 @require_http_methods(["GET"])
@@ -88,7 +100,11 @@ def retry_failed(request, pk: int):
     batch = selectors.get_visible_batch(user=request.user, pk=pk)
     if not _can_retry(request.user, batch):
         raise PermissionDenied("Only the person who made this batch, or a team admin, may retry it.")
-    retried = services.retry_failed(batch=batch, user=request.user)
+    try:
+        retried = services.retry_failed(batch=batch, user=request.user)
+    except limits.MonthlyLimitReached as exc:
+        messages.error(request, f"Nothing was retried. {exc}")
+        return redirect(batch)
     if retried:
         messages.success(request, f"Sending {retried} failed jobs again, in turn within the rate limit.")
     else:

@@ -2,11 +2,11 @@
 
 from django.contrib import messages
 from django.contrib.auth.decorators import permission_required
-from django.http import StreamingHttpResponse
+from django.http import HttpResponseBadRequest, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
-from submissions import csv_io, limits, selectors
+from submissions import csv_export, csv_io, limits, selectors, uploads
 from submissions.forms import HistoryFilterForm
 
 PREVIEW_ERRORS_LISTED = 20
@@ -21,7 +21,7 @@ def upload(request):
     if request.method == "GET":
         form = csv_io.CsvUploadForm()
     else:
-        form = csv_io.CsvUploadForm(request.POST, request.FILES)
+        form = csv_io.CsvUploadForm(request.POST, request.FILES, oversized=uploads.oversized_uploads(request))
         if form.is_valid():
             return redirect(_store(request, form))
     return render(request, "submissions/csv_upload.html", {"form": form, "columns": csv_io.COLUMNS})
@@ -32,7 +32,7 @@ def upload(request):
 def preview(request, pk: int):
     upload = csv_io.get_upload(user=request.user, pk=pk)
     if request.method == "POST":  # the corrected file, uploaded from the preview itself
-        form = csv_io.CsvUploadForm(request.POST, request.FILES)
+        form = csv_io.CsvUploadForm(request.POST, request.FILES, oversized=uploads.oversized_uploads(request))
         if form.is_valid():
             return redirect(_store(request, form))
     else:
@@ -43,7 +43,7 @@ def preview(request, pk: int):
         rows, file_error = [], str(exc)
     invalid = [row for row in rows if row.errors]
     errors = [(row.line, column, reason) for row in invalid for column, reason in row.errors]
-    duplicates = _sent_before(rows)
+    duplicates, repeats = _sent_before(rows), _repeated(rows)
     context = {
         "upload": upload,
         "batch_name": csv_io.batch_name_of(upload),
@@ -54,6 +54,8 @@ def preview(request, pk: int):
         "errors": errors[:PREVIEW_ERRORS_LISTED],
         "more_errors": max(0, len(errors) - PREVIEW_ERRORS_LISTED),
         "duplicates": duplicates,
+        "repeats": repeats,
+        "asked_rows": len({line for line, _ in duplicates} | {line for line, _ in repeats}),
     }
     return render(request, "submissions/csv_preview.html", context)
 
@@ -66,17 +68,30 @@ def _sent_before(rows) -> list[tuple[int, list]]:
     return [(rows[index].line, earlier) for index, earlier in selectors.earlier_submissions_of_jobs([r.job for r in rows])]
 
 
+def _repeated(rows) -> list[tuple[int, list[int]]]:
+    """(line, the other lines) for the rows whose video, audio and options another row of the file repeats."""
+    if any(row.errors for row in rows):
+        return []
+    return [(rows[index].line, [rows[other].line for other in others]) for index, others in selectors.repeats_within([r.job for r in rows])]
+
+
 @require_POST
 @permission_required(SUBMIT, raise_exception=True)
 def send(request, pk: int):
     upload = csv_io.get_upload(user=request.user, pk=pk)
     if not request.POST.get("confirm_duplicates") and upload.used_at is None:
         try:
-            duplicates = _sent_before(csv_io.check_rows(csv_io.read_table(upload.content)))
+            rows = csv_io.check_rows(csv_io.read_table(upload.content))
         except csv_io.CsvFileError:
-            duplicates = []  # send_upload reports the file's problem
-        if duplicates:  # every job costs money: ask before sending the same thing twice
-            messages.error(request, f"{len(duplicates)} rows were sent before. Tick the box to send them anyway.")
+            rows = []  # send_upload reports the file's problem
+        duplicates, repeats = _sent_before(rows), _repeated(rows)
+        if duplicates or repeats:  # every job costs money: ask before sending the same thing twice
+            said = []
+            if duplicates:
+                said.append(f"{len(duplicates)} rows were sent before")
+            if repeats:
+                said.append(f"{len(repeats)} rows repeat another row of this file")
+            messages.error(request, f"{' and '.join(said)}. Tick the box to send them anyway.")
             return redirect(upload)
     try:
         batch = csv_io.send_upload(upload=upload)
@@ -100,16 +115,21 @@ def send(request, pk: int):
 @require_http_methods(["GET"])
 def history_export(request):
     filters = HistoryFilterForm(request.GET, members=selectors.member_choices())
+    if not filters.is_valid():
+        # The page shows a bad filter next to its field and applies the rest; a file cannot show that, and
+        # exporting more rows than were asked for would be worse than exporting none.
+        problems = "; ".join(f"{name}: {' '.join(errors)}" for name, errors in filters.errors.items())
+        return HttpResponseBadRequest(f"Nothing was exported. Fix the filters first ({problems})", content_type="text/plain; charset=utf-8")
     queryset, sort_field = selectors.history(user=request.user, filters=filters.applied)
     submissions = queryset.order_by(f"-{sort_field}", "-pk")
-    return _csv_response(csv_io.export_lines(submissions), csv_io.export_filename("dubdash-history"))
+    return _csv_response(csv_export.export_lines(submissions), csv_export.export_filename("dubdash-history"))
 
 
 @require_http_methods(["GET"])
 def batch_export(request, pk: int):
     batch = selectors.get_visible_batch(user=request.user, pk=pk)
     submissions = batch.submissions.order_by("created_at", "pk")
-    return _csv_response(csv_io.export_lines(submissions), csv_io.export_filename(f"dubdash-batch-{batch.pk}"))
+    return _csv_response(csv_export.export_lines(submissions), csv_export.export_filename(f"dubdash-batch-{batch.pk}"))
 
 
 def _store(request, form):

@@ -25,7 +25,7 @@ def upload(request: HttpRequest) -> HttpResponse:
     form = uploads.UploadForm(request.POST, request.FILES, oversized=uploads.oversized_uploads(request))
     if form.is_valid():
         try:
-            submission = services.create_upload_submission(user=request.user, **form.cleaned_data)
+            submission = uploads.create_upload_submission(user=request.user, **form.cleaned_data)
         except limits.MonthlyLimitReached as exc:
             form.add_error(None, str(exc))
         except services.ReferenceIdTaken:

@@ -309,7 +309,7 @@ def test_cancelled_jobs_are_never_sent_by_the_outbox(user, sandbox):
     cancelled, waiting = due(user, title="Cancelled"), due(user, title="Waiting")
     assert services.cancel(submission=cancelled, user=user)
 
-    assert services.due_for_sending(limit=10) == [waiting]
+    assert outbox.due_for_sending(limit=10) == [waiting]
     assert outbox.send_due(seconds=1, wait_for_budget=False) == 1
 
     assert len(sandbox.jobs()) == 1

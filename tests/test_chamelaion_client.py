@@ -3,6 +3,7 @@ it warns about (timeouts, dropped connections, a proxy's HTML page, bodies that 
 
 import logging
 import socket
+from urllib.parse import quote
 
 import pytest
 
@@ -283,3 +284,89 @@ def test_a_list_of_the_wrong_shape_is_malformed(payload):
     api = chamelaion.ChamelaionClient(base_url="http://stub/api", api_key="k", session=_StubSession(_StubResponse(200, payload)))
     with pytest.raises(chamelaion.MalformedReply):
         api.list_requests()
+
+
+# --- Replies made fit to store (issue 9, item 2) and ids as path segments (item 3) ---------------------
+
+
+def stub_client(payload):
+    return chamelaion.ChamelaionClient(base_url="http://stub/api", api_key="k", session=_StubSession(_StubResponse(200, payload)))
+
+
+def reply(**fields):
+    return {"id": "r1", "status": "completed", "created_at": "2026-11-24T10:00:00Z", **fields}
+
+
+def test_texts_lose_control_characters_and_lone_surrogates():
+    got = stub_client(reply(status="\x00Comp\x00leted\r", error_message="a\x00b\tc\nd\x1be\ud800")).get_request("r1")
+    assert got.status == "completed"
+    assert got.error_message == "ab\tc\nde\ufffd"  # tab and line feed are ordinary text
+
+
+def test_long_texts_are_cut_to_their_columns_and_say_so():
+    got = stub_client(reply(status="s" * 500, error_message="e" * 100_000)).get_request("r1")
+    assert len(got.status) == 64 and got.status.endswith("… [truncated]")
+    assert len(got.error_message) == 5_000 and got.error_message.endswith("… [truncated]")
+    assert got.error_message.startswith("e" * 4_000)
+
+
+@pytest.mark.parametrize("output_url", ["https://cdn.example.com/o.mp4?sig=" + "a" * 10_000, "http://x.example/o.mp4"])
+def test_a_web_link_of_any_real_length_is_kept(output_url):
+    got = stub_client(reply(output_url=output_url)).get_request("r1")
+    assert (got.output_url, got.output_problem) == (output_url, "")
+
+
+@pytest.mark.parametrize(
+    ("output_url", "problem"),
+    [
+        ("https://cdn.example.com/o.mp4?sig=" + "a" * 70_000, "characters long"),
+        ("javascript:alert(1)", "not a web address"),
+        ("ftp://cdn.example.com/o.mp4", "not a web address"),
+        ("https://cdn.example.com/o\x00.mp4", "not a web address"),
+        ("https:///no-host.mp4", "not a web address"),
+        ("http://[::1/o.mp4", "not a web address"),
+    ],
+)
+def test_a_link_that_cannot_be_played_is_dropped_with_the_reason(output_url, problem):
+    got = stub_client(reply(output_url=output_url)).get_request("r1")
+    assert got.output_url == "" and problem in got.output_problem
+
+
+@pytest.mark.parametrize("request_id", ["r" * 65, "a\x00b", "..", "\ud800"])
+def test_a_request_id_that_cannot_be_stored_as_it_is_makes_the_reply_unreadable(request_id):
+    with pytest.raises(chamelaion.MalformedReply):
+        stub_client({**reply(), "id": request_id}).get_request("r1")
+    with pytest.raises(chamelaion.MalformedReply):
+        stub_client({"status": "success", "request_id": request_id}).generate(
+            video_url="https://x.example/v.mp4", audio_url="https://x.example/a.wav", reference_id="ref"
+        )
+
+
+@pytest.mark.parametrize("reference_id", ["r" * 129, "a\x00b", "a\x1fb", "..", "\ud800"])
+def test_a_reference_id_that_cannot_be_stored_as_it_is_is_left_out(reference_id):
+    assert stub_client(reply(reference_id=reference_id)).get_request("r1").reference_id == ""
+
+
+def test_a_usable_reference_id_is_kept_exactly():
+    assert stub_client(reply(reference_id="x" * 128)).get_request("r1").reference_id == "x" * 128
+    assert stub_client(reply(reference_id="a b/ç%")).get_request("r1").reference_id == "a b/ç%"
+
+
+@pytest.mark.parametrize("key", ["", ".", "..", "..."])
+def test_an_empty_or_dot_only_id_is_refused_before_any_request(api, sandbox, key):
+    with pytest.raises(chamelaion.UnusableId):
+        api.get_request(key)
+    with pytest.raises(chamelaion.UnusableId):
+        api.find_by_reference_id(key)
+    if key:
+        with pytest.raises(chamelaion.UnusableId):
+            generate(api, reference_id=key)
+    assert sandbox.stats()["requests"] == 0
+
+
+@pytest.mark.parametrize("key", ["a..b", ".hidden", "-x", "50%off", "a/b", "?#", "épisode"])
+def test_a_lookup_puts_the_id_on_the_wire_as_one_encoded_segment(api, sandbox, key):
+    job = sandbox.create_job(video_url="https://x.example/v.mp4", audio_url="https://x.example/a.wav", reference_id=key)
+    assert api.find_by_reference_id(key).id == job["id"]
+    assert sandbox.request_paths() == [f"/api/v1/lipsync/requests/{quote(key, safe='')}"]
+    assert api.get_request(job["id"]).reference_id == key

@@ -298,8 +298,9 @@ def test_a_post_after_a_slow_lookup_is_settled_from_when_it_was_sent(sandbox, se
         time.sleep(max(0.0, wait))
         return services.send_submission(submission=Submission.objects.get(pk=submission.pk))
 
-    # 1: a 500. No job, but DubDash cannot know that: the next attempt looks first.
-    sandbox.faults.script = ["500"]
+    # 1: a 500. No job, but DubDash cannot know that: the next attempt looks first. (The chosen reference
+    # id's lookup before a first send passes.)
+    sandbox.faults.script = ["pass", "500"]
     assert attempt().send_outcome_unknown
 
     # 2: the lookup's "not found" takes 0.9 s to arrive (within the read timeout); the POST that follows

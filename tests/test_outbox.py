@@ -10,7 +10,7 @@ from django.db import connection
 from django.urls import reverse
 from django.utils import timezone
 
-from submissions import outbox, ratelimit, services
+from submissions import outbox, problems, ratelimit, services
 from submissions.models import Problem, Submission
 from tests.factories import make_submission
 
@@ -143,7 +143,7 @@ def test_a_rejected_key_pauses_all_sending_until_fixed(waiting, sandbox, setting
     assert outbox.send_due(seconds=1, wait_for_budget=False) == 0  # paused: no probe before the recheck time
 
     settings.CHAMELAION_API_KEY = ""  # an administrator fixes the key
-    monkeypatch.setattr(services, "PROBLEM_RECHECK", timedelta(0))
+    monkeypatch.setattr(problems, "PROBLEM_RECHECK", timedelta(0))
     assert outbox.send_due(seconds=2, wait_for_budget=False) == 3
     assert not Problem.objects.exists() and len(sandbox.jobs()) == 3
     assert {job.state for job in Submission.objects.all()} == {State.QUEUED}

@@ -10,7 +10,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse, set_script_prefix
 
-from submissions import chamelaion, roles, services, shortcache
+from submissions import chamelaion, problems, roles, shortcache
 from submissions.auth_backends import ModelBackendOneQuery
 from submissions.models import ApiCredential, Problem, Submission
 from tests.factories import make_submission
@@ -93,9 +93,9 @@ def test_with_a_key_in_the_environment_there_is_no_sandbox_banner(staff, client,
 
 def test_a_problem_shows_to_staff_as_soon_as_it_is_raised_and_goes_when_resolved(staff, settings):
     assert "banner-problem" not in page(staff)
-    services.record_problem(chamelaion.Unauthorized("Invalid API key"), while_polling=True)
+    problems.record_problem(chamelaion.Unauthorized("Invalid API key"), while_polling=True)
     assert "banner-problem" in page(staff) and "API key rejected" in page(staff)
-    services.clear_problems()
+    problems.clear_problems()
     assert "banner-problem" not in page(staff)
 
 

@@ -573,6 +573,101 @@ def test_fault_rates_at_one(sb):
     assert sb.stats()["generate"] == 2 and sb.stats()["dropped"] == 2
 
 
+# --------------------------------------------------------------------------- bad replies and request paths
+
+
+def test_bad_replies_spoil_one_job_on_get_and_list_and_leave_the_truth_alone(sb):
+    spoiled, fine = (sb.create_job(video_url=V, audio_url=A, reference_id=f"r{n}")["id"] for n in range(2))
+    sb.faults.bad_replies = {spoiled: "nul-in-status"}
+    assert call(sb, "GET", f"{REQUESTS}/{spoiled}").json["status"] == "q\x00ueued\x00"
+    assert call(sb, "GET", f"{REQUESTS}/r0").json["status"] == "q\x00ueued\x00"  # by reference id too
+    listed = {job["id"]: job["status"] for job in call(sb, "GET", REQUESTS).json["data"]}
+    assert listed == {spoiled: "q\x00ueued\x00", fine: "queued"}
+    assert [job["status"] for job in sb.jobs()] == ["queued", "queued"]  # the job itself is unchanged
+
+
+def test_bad_replies_every_job(sb):
+    sb.create_job(video_url=V, audio_url=A)
+    sb.create_job(video_url=V, audio_url=A)
+    sb.faults.bad_replies = {"*": "long-status"}
+    assert all(len(job["status"]) > 300 for job in call(sb, "GET", REQUESTS).json["data"])
+
+
+@pytest.mark.parametrize(
+    ("kind", "video", "check"),
+    [
+        ("nul-in-error", "https://cdn.example.com/fail.mp4",
+         lambda j: j["error_message"] == "\x00video\x00 URL is not accessible\x07\x1b" and j["status"] == "failed"),
+        ("long-error", "https://cdn.example.com/fail.mp4",
+         lambda j: len(j["error_message"]) > 100_000 and j["error_message"].startswith("video URL is not accessible")),
+        ("lone-surrogate", "https://cdn.example.com/fail.mp4", lambda j: j["error_message"].endswith(" \ud800")),
+        ("long-output-url", V, lambda j: 2048 < len(j["output_url"]) < 64 * 1024),
+        ("huge-output-url", V, lambda j: len(j["output_url"]) > 64 * 1024),
+        ("non-http-output-url", V, lambda j: j["output_url"].startswith("ftp://")),
+        ("bad-reference-id", V, lambda j: len(j["reference_id"]) > 128 and "\x00" in j["reference_id"]),
+    ],
+)
+def test_each_kind_of_bad_reply(sb, kind, video, check):
+    job_id = sb.create_job(video_url=video, audio_url=A, reference_id="ref")["id"]
+    sb.advance(60)
+    sb.faults.bad_replies = {job_id: kind}
+    reply = call(sb, "GET", f"{REQUESTS}/{job_id}")
+    assert reply.status == 200 and check(reply.json)  # still valid JSON, whatever it carries
+    assert check(call(sb, "GET", REQUESTS).json["data"][0])
+
+
+def test_a_long_output_link_still_plays(sb):
+    job_id = sb.create_job(video_url=V, audio_url=A)["id"]
+    sb.advance(60)
+    sb.faults.bad_replies = {job_id: "long-output-url"}
+    link = urlsplit(call(sb, "GET", f"{REQUESTS}/{job_id}").json["output_url"])
+    assert call(sb, "GET", f"{link.path}?{link.query}", token=None).body == MP4
+
+
+def test_output_link_kinds_leave_unfinished_jobs_alone(sb):
+    job_id = sb.create_job(video_url=V, audio_url=A)["id"]
+    sb.faults.bad_replies = {job_id: "huge-output-url"}
+    assert "output_url" not in call(sb, "GET", f"{REQUESTS}/{job_id}").json
+
+
+def test_bad_replies_through_the_control_endpoint(sb):
+    job_id = sb.create_job(video_url=V, audio_url=A)["id"]
+    reply = call(sb, "POST", "/_sandbox/faults", token=None, json_body={"bad_replies": {job_id: "nul-in-status"}})
+    assert reply.status == 200 and reply.json["bad_replies"] == {job_id: "nul-in-status"}
+    assert call(sb, "GET", "/_sandbox/faults", token=None).json["bad_replies"] == {job_id: "nul-in-status"}
+    assert "\x00" in call(sb, "GET", f"{REQUESTS}/{job_id}").json["status"]
+    for bad in [{"bad_replies": {job_id: "explode"}}, {"bad_replies": ["nul-in-status"]}, {"bad_replies": {"": "long-status"}}]:
+        assert call(sb, "POST", "/_sandbox/faults", token=None, json_body=bad).status == 400, bad
+    assert call(sb, "POST", "/_sandbox/faults", token=None, json_body={"bad_replies": {}}).json["bad_replies"] == {}
+    sb.faults.bad_replies = {"*": "long-status"}
+    sb.reset()
+    assert sb.faults.bad_replies == {}
+
+
+def test_request_paths_are_recorded_as_received(sb):
+    call(sb, "GET", f"{REQUESTS}/a%2Fb%25c?limit=1")
+    call(sb, "GET", f"{REQUESTS}/..")
+    call(sb, "GET", "/files/sample-video.mp4", token=None)  # not an API request
+    assert sb.request_paths() == [f"{REQUESTS}/a%2Fb%25c", f"{REQUESTS}/.."]
+    sb.reset()
+    assert sb.request_paths() == []
+
+
+@pytest.mark.parametrize("segment", ["..", "%2E%2E", ".%2e", ".", "%2E"])
+def test_dot_segments_are_resolved_before_routing_as_servers_do(sb, segment):
+    sb.create_job(video_url=V, audio_url=A, reference_id=segment.replace("%2E", ".").replace("%2e", "."))
+    reply = call(sb, "GET", f"{REQUESTS}/{segment}")
+    assert (reply.status, reply.error) == (404, "not found")  # /api/v1/lipsync/ or /api/v1/lipsync/requests/
+    assert call(sb, "GET", f"{REQUESTS}/x/../{sb.jobs()[0]['id']}").status == 200
+
+
+def test_percent_encoded_ids_are_decoded_once(sb):
+    sb.create_job(video_url=V, audio_url=A, reference_id="50%off/a b")
+    sb.create_job(video_url=V, audio_url=A, reference_id="a%2Fb")
+    assert call(sb, "GET", f"{REQUESTS}/{quote('50%off/a b', safe='')}").json["reference_id"] == "50%off/a b"
+    assert call(sb, "GET", f"{REQUESTS}/{quote('a%2Fb', safe='')}").json["reference_id"] == "a%2Fb"
+
+
 def test_latency_applies_to_api_not_files(sb):
     sb.faults.latency = 0.3
     started = time.monotonic()

@@ -151,7 +151,7 @@ def closed_port_url() -> str:
 
 
 def test_a_request_refused_as_invalid_comes_back_to_the_form_to_fix(logged_in, sandbox):
-    sandbox.faults.script = ["400"]
+    sandbox.faults.script = ["pass", "400"]  # the chosen reference id's lookup, then the POST
     response = post_form(logged_in, reference_id="ep1-de", disable_active_speaker_detection="on")
     page = response.content.decode()
     assert response.status_code == 200
@@ -193,7 +193,8 @@ def test_an_upstream_failure_saves_the_job_explains_and_retries_it(
         settings.CHAMELAION_SANDBOX_URL = closed_port_url()
     else:
         sandbox.faults.hang_seconds = 1.0
-        sandbox.faults.script = [scenario]
+        # A chosen reference id is first looked up (is it a stranger's?); the fault is the POST's.
+        sandbox.faults.script = ["pass", scenario]
 
     response = post_form(logged_in, reference_id="ep1-de", disable_active_speaker_detection="on", follow=True)
     page = response.content.decode()
@@ -210,12 +211,15 @@ def test_an_upstream_failure_saves_the_job_explains_and_retries_it(
     assert "Waiting to send" in logged_in.get(reverse("submissions:history")).content.decode()
     if scenario in ("401", "412"):
         assert "Sending is paused:" in page and "by itself once that is fixed" in page
+    elif scenario == "unreachable":  # nothing was delivered: an outage, not this job's failure
+        assert "Sending is paused:" in page and "as soon as Chamelaion can be reached again" in page
+        assert submission.failed_deliveries == 0 and submission.first_failed_delivery_at is None
     else:
         assert "DubDash tries again by itself at" in page
 
 
 def test_a_lost_response_is_settled_by_the_outbox_without_a_second_job(logged_in, sandbox):
-    sandbox.faults.script = ["drop-after-create"]
+    sandbox.faults.script = ["pass", "drop-after-create"]  # the chosen reference id's lookup, then the POST
     post_form(logged_in, reference_id="ep1-de")
     submission = only_submission()
     assert len(sandbox.jobs()) == 1 and submission.request_id is None
@@ -255,7 +259,7 @@ def test_after_a_timeout_dubdash_waits_for_the_job_to_settle_instead_of_resendin
 
 
 def test_edits_apply_when_sending_again_after_a_definite_failure(logged_in, sandbox):
-    sandbox.faults.script = ["400"]
+    sandbox.faults.script = ["pass", "400"]  # the chosen reference id's lookup, then the POST
     post_form(logged_in, reference_id="ep1-de")
     submission = only_submission()
     response = post_form(

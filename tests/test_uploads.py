@@ -20,7 +20,7 @@ from django.http.multipartparser import MultiPartParser
 from django.urls import reverse
 from django.utils import timezone
 
-from submissions import outbox, ratelimit, services
+from submissions import outbox, ratelimit, services, uploads
 from submissions.chamelaion import ChamelaionClient, MultipartStream
 from submissions.models import RateBudget, Submission
 from submissions.sandbox import DEMO_TOKEN, SandboxServer
@@ -246,7 +246,7 @@ def test_when_the_row_cannot_be_saved_the_stored_files_are_deleted(user, disk):
     """Two people picking the same reference id at the same moment: the form's check passed for both."""
     make_submission(user, reference_id="ep-7")
     with pytest.raises(services.ReferenceIdTaken):
-        services.create_upload_submission(
+        uploads.create_upload_submission(
             user=user,
             video=SimpleUploadedFile("v.mp4", SAMPLE_MP4.read_bytes()),
             audio=SimpleUploadedFile("a.wav", SAMPLE_WAV.read_bytes()),

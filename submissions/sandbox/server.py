@@ -42,6 +42,13 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
+try:
+    from . import bad_replies
+    from .outage import OutageMixin, outage_seconds
+except ImportError:  # run as a plain script (python submissions/sandbox/server.py): its folder is on sys.path
+    import bad_replies  # type: ignore[no-redef]
+    from outage import OutageMixin, outage_seconds  # type: ignore[no-redef]
+
 __all__ = [
     "DEMO_TOKEN",
     "QUOTA_USED_UP_TOKEN",
@@ -69,6 +76,7 @@ DRAIN_LIMIT = 1024 * 1024
 MAX_REFERENCE_ID = 128
 DEFAULT_PAGE_SIZE = 20
 MAX_PAGE_SIZE = 100
+RECENT_PATHS = 200  # request paths kept, as received, for tests of what a client puts on the wire
 RATE_WINDOW_SECONDS = 60.0
 IDLE_CONNECTION_TIMEOUT = 300.0  # generous: clients keep pooled connections idle for a while
 GENERIC_FAILURE = "lip sync failed"
@@ -77,6 +85,7 @@ GENERATE_PATH = "/api/v1/lipsync/generate"
 GENERATE_MEDIA_PATH = "/api/v1/lipsync/generate-with-media"
 
 SCRIPT_FAULTS = (
+    "pass",  # this request is served normally: lets a script aim at a later request
     "400",
     "401",
     "412",
@@ -111,6 +120,8 @@ class Faults:
     rate_drop_after_create: float = 0.0
     script: list[str] = field(default_factory=list)
     hang_seconds: float = 5.0
+    # {job id, or "*" for every job: a kind of bad_replies.KINDS}: what GET and the list say about it.
+    bad_replies: dict[str, str] = field(default_factory=dict)
 
 
 def _merge_faults(current: Faults, changes: Mapping[str, Any]) -> Faults:
@@ -130,6 +141,9 @@ def _merge_faults(current: Faults, changes: Mapping[str, Any]) -> Faults:
             if unknown:
                 raise ValueError(f"unknown script fault: {unknown[0]}")
             merged[key] = list(value)
+            continue
+        if key == "bad_replies":
+            merged[key] = bad_replies.check(value)
             continue
         if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
             raise ValueError(f"{key} must be a non-negative number")
@@ -520,7 +534,7 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
-class SandboxServer:
+class SandboxServer(OutageMixin):
     """The simulator: a ThreadingHTTPServer plus the account/job store behind it."""
 
     def __init__(
@@ -555,6 +569,7 @@ class SandboxServer:
         self._epoch = 0
         self._rate_windows: dict[str, deque[float]] = {}
         self._stats = _new_stats()
+        self._paths: deque[str] = deque(maxlen=RECENT_PATHS)
         self._clock_offset = 0.0
         # Wall clock anchored once, then driven by the monotonic clock: never jumps back.
         self._wall_anchor = time.time()
@@ -598,16 +613,22 @@ class SandboxServer:
         with self._lifecycle:
             if self._stopped.is_set():
                 raise RuntimeError("this sandbox has been stopped; make a new one")
-            if self._thread is not None:
+            if self._thread is not None or self._httpd is None:
                 return
             # The socket already listens (bound in __init__), so clients can connect now.
-            self._thread = threading.Thread(
-                target=self._httpd.serve_forever,
-                kwargs={"poll_interval": 0.05},
-                name=f"sandbox:{self.port}",
-                daemon=True,
-            )
-            self._thread.start()
+            self._serve_in_thread()
+
+    def _serve_in_thread(self) -> None:
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name=f"sandbox:{self.port}",
+            daemon=True,
+        )
+        self._thread.start()
+
+    def _new_httpd(self) -> _HTTPServer:
+        return _HTTPServer(self.host, self.port, self)
 
     def serve_forever(self) -> None:
         """Serve until stop() is called from elsewhere or a KeyboardInterrupt arrives."""
@@ -625,11 +646,13 @@ class SandboxServer:
         with self._lifecycle:
             if self._stopped.is_set():
                 return
-            if self._thread is not None:
-                self._httpd.shutdown()
-                self._thread.join(timeout=5)
-            self._httpd.close_connections()
-            self._httpd.server_close()
+            self._cancel_back_up_timer()
+            if self._httpd is not None:  # None during an outage: nothing listens
+                if self._thread is not None:
+                    self._httpd.shutdown()
+                    self._thread.join(timeout=5)
+                self._httpd.close_connections()
+                self._httpd.server_close()
             self._stopped.set()
 
     def __enter__(self) -> SandboxServer:
@@ -642,12 +665,14 @@ class SandboxServer:
     # ----------------------------------------------------------------- test helpers
 
     def reset(self) -> None:
-        """Forget jobs, rate-limit windows, faults, clock offset and stats."""
+        """Forget jobs, rate-limit windows, faults, clock offset and stats; end an outage."""
+        self.come_up()
         with self._lock:
             self._jobs.clear()
             self._epoch += 1
             self._rate_windows.clear()
             self._stats = _new_stats()
+            self._paths.clear()
             self._clock_offset = 0.0
             self._rng = random.Random(self._seed)
             self.faults = Faults()
@@ -711,6 +736,12 @@ class SandboxServer:
                 "disable_active_speaker_detection": spec.disable_active_speaker_detection,
                 "reference_id": spec.reference_id,
             }
+
+    def request_paths(self) -> list[str]:
+        """The paths of the latest /api requests exactly as they arrived (percent-encoding and dot segments
+        untouched, query strings left out), oldest first."""
+        with self._lock:
+            return list(self._paths)
 
     def stats(self) -> dict[str, int]:
         with self._lock:
@@ -814,7 +845,7 @@ class SandboxServer:
                     j for j in self._jobs.values() if j.account == token and j.spec.reference_id == key
                 ]
                 job = matches[-1] if matches else None
-            return job.render(self._now(), self.root_url) if job else None
+            return bad_replies.spoil(job.render(self._now(), self.root_url), self.faults.bad_replies) if job else None
 
     def _page(self, token: str, limit: int, offset: int, reference_id: str | None) -> dict[str, Any]:
         with self._lock:
@@ -824,7 +855,8 @@ class SandboxServer:
                 for j in self._jobs.values()
                 if j.account == token and (reference_id is None or j.spec.reference_id == reference_id)
             ]
-            data = [j.render(now, self.root_url) for j in mine[offset : offset + limit]]
+            spoiled = self.faults.bad_replies
+            data = [bad_replies.spoil(j.render(now, self.root_url), spoiled) for j in mine[offset : offset + limit]]
         return {"data": data, "pagination": {"limit": limit, "offset": offset, "total": len(mine)}}
 
     def _completed_output_exists(self, job_id: str) -> bool:
@@ -843,7 +875,8 @@ class SandboxServer:
         with self._lock:
             faults = self.faults
             if faults.script:
-                return faults.script.pop(0)
+                scripted = faults.script.pop(0)
+                return None if scripted == "pass" else scripted
             if faults.rate_500 > 0 and self._rng.random() < faults.rate_500:
                 return "500"
             if not generation:
@@ -926,6 +959,7 @@ _CONTROL_ROUTES: dict[str, str] = {
     "/_sandbox/config": "POST",
     "/_sandbox/jobs": "POST",
     "/_sandbox/status": "POST",
+    "/_sandbox/outage": "POST",
 }
 
 
@@ -1115,6 +1149,9 @@ class _Handler(BaseHTTPRequestHandler):
         sandbox = self.sandbox
         self._epoch = sandbox._epoch
         sandbox._count("requests")
+        with sandbox._lock:
+            sandbox._paths.append(path)
+        path = bad_replies.resolve_dot_segments(path)  # what a real server routes, not what was typed
         delay = sandbox._latency()
         if delay:
             time.sleep(delay)
@@ -1266,6 +1303,11 @@ class _Handler(BaseHTTPRequestHandler):
                 return _json(200, self._configure(payload))
             if path == "/_sandbox/jobs":
                 return _json(200, self._control_create(payload))
+            if path == "/_sandbox/outage":
+                seconds = outage_seconds(payload)
+                # After this answer has gone out: the request that asks must not be refused itself.
+                threading.Timer(0.1, sandbox.go_down, kwargs={"seconds": seconds}).start()
+                return _json(200, {"status": "ok", "down_for_seconds": seconds})
             if path == "/_sandbox/status":
                 job_id, status = payload.get("id"), payload.get("status")
                 if not isinstance(job_id, str) or not isinstance(status, str) or not status:
@@ -1362,7 +1404,7 @@ def banner(sandbox: SandboxServer) -> list[str]:
         f"  demo token:            {DEMO_TOKEN}",
         f"  quota-used-up token:   {QUOTA_USED_UP_TOKEN}",
         f"  revoked token:         {REVOKED_TOKEN}",
-        f"  control:               {sandbox.root_url}/_sandbox/state  (POST /_sandbox/faults|reset|advance)",
+        f"  control:               {sandbox.root_url}/_sandbox/state  (POST /_sandbox/faults|reset|advance|outage)",
         f"  jobs take {sandbox.job_seconds:g} s; rate limit {sandbox.rate_limit_per_minute}/min",
         "Press Ctrl-C to stop.",
     ]
