@@ -10,9 +10,9 @@ from submissions.models import Problem
 pytestmark = pytest.mark.django_db
 PAGES = ["submissions:history", "submissions:api_key", "submissions:new"]
 BANNERS = {
-    Problem.Code.API_KEY_REJECTED: "API key rejected",
-    Problem.Code.QUOTA_USED_UP: "Plan quota used up",
-    Problem.Code.UNREACHABLE: "Chamelaion cannot be reached",
+    "api_key_rejected": "API key rejected",
+    "quota_used_up": "Plan quota used up",
+    "chamelaion_unreachable": "Chamelaion cannot be reached",
 }
 
 
@@ -43,12 +43,12 @@ def test_a_team_admin_without_staff_status_sees_the_problem_where_they_would_fix
 
 @pytest.mark.parametrize("role", [roles.VIEWER, roles.SUBMITTER])
 def test_members_who_cannot_fix_it_are_not_shown_it(client, django_user_model, key_in_environment, role):
-    Problem.objects.create(code=Problem.Code.API_KEY_REJECTED, message="An administrator must act.")
+    Problem.objects.create(code="api_key_rejected", message="An administrator must act.")
     client.force_login(person(django_user_model, "maria", role))
     assert "banner-problem" not in client.get(reverse("submissions:history")).content.decode()
 
 
 def test_staff_without_the_key_permission_still_see_it(client, django_user_model, key_in_environment):
-    Problem.objects.create(code=Problem.Code.QUOTA_USED_UP, message="An administrator must act.")
+    Problem.objects.create(code="quota_used_up", message="An administrator must act.")
     client.force_login(person(django_user_model, "sam", roles.VIEWER, is_staff=True))
     assert "<strong>Plan quota used up</strong>" in client.get(reverse("submissions:history")).content.decode()

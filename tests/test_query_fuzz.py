@@ -31,8 +31,11 @@ numbers = st.one_of(
     st.integers(min_value=-(2**70), max_value=2**70).map(str),
     st.sampled_from(["0", "-0", "1e9", "0x10", "１２", "²", "9" * 30, "9" * 5000, " 7 ", "7.0", "NaN", "inf"]),
 )
-moments = st.datetimes(
-    min_value=datetime(1, 1, 2), max_value=datetime(9999, 12, 30), timezones=st.sampled_from([None, UTC, timezone(timedelta(hours=14)), timezone(timedelta(hours=-14))])
+# The whole range, with the widest offsets: 9999-12-31T23:59:59-14:00 is past the end of time in UTC.
+offsets = st.sampled_from([None, UTC, timezone(timedelta(hours=14)), timezone(timedelta(hours=-14))])
+moments = st.one_of(
+    st.datetimes(min_value=datetime.min, max_value=datetime.max, timezones=offsets),
+    st.builds(datetime.replace, st.sampled_from([datetime.min, datetime.max]), tzinfo=offsets),
 )
 dates = st.one_of(st.dates().map(str), st.sampled_from(["0000-00-00", "9999-12-31", "2026-02-30", "2026-13-01", "-1-01-01"]))
 cursors = st.one_of(
