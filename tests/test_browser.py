@@ -5,6 +5,8 @@ import re
 import pytest
 from playwright.sync_api import Page, expect
 
+from tests.browser_waits import wait_for_video_data
+
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
@@ -134,9 +136,9 @@ def test_the_detail_page_plays_the_output(logged_in_page: Page, live_server, san
     expect(video).to_be_visible(timeout=10_000)  # swapped in by the page's own polling
     (job,) = sandbox.jobs()
     expect(video).to_have_attribute("src", job["output_url"])
-    page.wait_for_function("document.querySelector('#output-video').readyState >= 2", timeout=10_000)
-    assert page.evaluate("document.querySelector('#output-video').error") is None
-    assert page.evaluate("document.querySelector('#output-video').videoWidth") == 320
+    state = wait_for_video_data(video)
+    assert state["error"] is None, state
+    assert video.evaluate("video => video.videoWidth") == 320
     expect(page.get_by_role("link", name="Download the video")).to_have_attribute("href", job["output_url"])
     expect(page.get_by_text("Finished")).to_be_visible()
 

@@ -6,6 +6,8 @@ import re
 import pytest
 from playwright.sync_api import Page, expect
 
+from tests.browser_waits import wait_for_video_data, wait_until
+
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 # Runs in every document before its own scripts: records each CSP violation in the page and reports it
@@ -89,12 +91,13 @@ def test_dubdash_pages_work_under_the_policy(watch: Watch, logged_in_page: Page,
     assert tracking.refresh_round().updated == 1
     video = page.locator("#output-video")
     expect(video).to_be_visible(timeout=10_000)  # swapped in by htmx polling
-    page.wait_for_function("document.querySelector('#output-video').readyState >= 2", timeout=10_000)
-    assert page.evaluate("document.querySelector('#output-video').error") is None
+    state = wait_for_video_data(video)
+    assert state["error"] is None, state
     watch.check("detail page, swapped by htmx, playing its output")
     page.reload()
-    page.wait_for_function("document.querySelector('#output-video').readyState >= 2", timeout=10_000)
-    assert page.evaluate("document.querySelector('#source-video').error") is None
+    state = wait_for_video_data(video)
+    assert state["error"] is None, state
+    assert page.locator("#source-video").evaluate("video => video.error") is None
     watch.check("detail page, loaded with its output")
 
     # A batch: rows added by the page's script, then the batch page polling itself.
@@ -137,7 +140,7 @@ def test_dubdash_pages_work_under_the_policy(watch: Watch, logged_in_page: Page,
     # The watch itself works: an inline style, which the policy forbids, is reported.
     page.goto(live_server.url + "/")
     page.evaluate("document.head.insertAdjacentHTML('beforeend', '<style>body { color: red }</style>')")
-    page.wait_for_function("window.__cspViolations.length > 0")
+    wait_until(page, "() => window.__cspViolations.length > 0", what="the inline style's CSP violation in the page")
     assert "style-src" in page.evaluate("window.__cspViolations[0]")
     with pytest.raises(AssertionError, match="CSP violation"):
         watch.check("control")
