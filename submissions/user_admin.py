@@ -34,15 +34,36 @@ def _refuse_unless_all_changeable(action):
     return guarded
 
 
-class DubDashUserAdmin(UserAdmin):
+class OffersOnlyWhatTheActorMayGive:
+    """For a many-to-many an actor may only partly give (a user's groups, a group's permissions): the form
+    offers what team.py says they may give, and saving keeps what it did not offer instead of dropping it."""
+
+    offered_relation: str
+
+    def offered(self, request):
+        raise NotImplementedError
+
+    def formfield_for_manytomany(self, db_field, request=None, **kwargs):
+        if db_field.name == self.offered_relation:
+            kwargs["queryset"] = self.offered(request)
+        return super().formfield_for_manytomany(db_field, request=request, **kwargs)
+
+    def save_related(self, request, form, formsets, change):
+        relation = getattr(form.instance, self.offered_relation)
+        kept = list(relation.exclude(pk__in=self.offered(request))) if change and not request.user.is_superuser else []
+        super().save_related(request, form, formsets, change)
+        relation.add(*kept)
+
+
+class DubDashUserAdmin(OffersOnlyWhatTheActorMayGive, UserAdmin):
+    offered_relation = "groups"
+
+    def offered(self, request):
+        return team.assignable_groups(actor=request.user)
+
     def get_readonly_fields(self, request, obj=None):
         fields = tuple(super().get_readonly_fields(request, obj))
         return fields if request.user.is_superuser else fields + PRIVILEGE_FIELDS
-
-    def formfield_for_manytomany(self, db_field, request, **kwargs):
-        if db_field.name == "groups":
-            kwargs["queryset"] = team.assignable_groups(actor=request.user)
-        return super().formfield_for_manytomany(db_field, request, **kwargs)
 
     def has_change_permission(self, request, obj=None):
         # UserAdmin's password view asks this too, with the user whose password it would set.
@@ -69,30 +90,14 @@ class DubDashUserAdmin(UserAdmin):
                 obj.is_superuser = obj.is_staff = False
         super().save_model(request, obj, form, change)
 
-    def save_related(self, request, form, formsets, change):
-        # The form offers only the groups the actor may give; without this, saving would drop the others.
-        kept = []
-        if change and not request.user.is_superuser:
-            kept = list(form.instance.groups.exclude(pk__in=team.assignable_groups(actor=request.user)))
-        super().save_related(request, form, formsets, change)
-        form.instance.groups.add(*kept)
 
-
-class DubDashGroupAdmin(GroupAdmin):
+class DubDashGroupAdmin(OffersOnlyWhatTheActorMayGive, GroupAdmin):
     """Whoever may change groups without being a superuser puts in them only permissions they hold."""
 
-    def formfield_for_manytomany(self, db_field, request=None, **kwargs):
-        if db_field.name == "permissions":
-            kwargs["queryset"] = team.grantable_permissions(actor=request.user)
-        return super().formfield_for_manytomany(db_field, request=request, **kwargs)
+    offered_relation = "permissions"
 
-    def save_related(self, request, form, formsets, change):
-        # As for users' groups: permissions the form does not offer are kept, not dropped.
-        kept = []
-        if change and not request.user.is_superuser:
-            kept = list(form.instance.permissions.exclude(pk__in=team.grantable_permissions(actor=request.user)))
-        super().save_related(request, form, formsets, change)
-        form.instance.permissions.add(*kept)
+    def offered(self, request):
+        return team.grantable_permissions(actor=request.user)
 
 
 admin.site.unregister(User)
