@@ -10,6 +10,7 @@ from __future__ import annotations
 import mimetypes
 import os
 import secrets
+import ssl
 import threading
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -190,7 +191,10 @@ class ChamelaionClient:
         except requests.exceptions.ConnectTimeout as exc:
             raise Unreachable("connection timed out", may_have_reached_server=False) from exc
         except requests.exceptions.SSLError as exc:
-            raise Unreachable("TLS handshake failed", may_have_reached_server=False) from exc
+            # A certificate refused at the handshake sends nothing; any other TLS failure may come after the
+            # request was delivered (a bad record in the answer), so the job may exist.
+            refused = _certificate_refused(exc)
+            raise Unreachable("TLS certificate refused" if refused else "TLS failed", may_have_reached_server=not refused) from exc
         except requests.exceptions.ConnectionError as exc:
             raise Unreachable("connection failed", may_have_reached_server=not _never_connected(exc)) from exc
         except requests.exceptions.RequestException as exc:  # ReadTimeout and friends: the request was sent
@@ -316,6 +320,21 @@ class MultipartStream:
 
 def _quoted(value: str) -> str:
     return '"' + value.translate({10: "%0A", 13: "%0D", 34: "%22"}) + '"'
+
+
+def _certificate_refused(exc: BaseException) -> bool:
+    seen: set[int] = set()
+    pending: list[BaseException | None] = [exc]
+    while pending:  # the ssl error sits somewhere in requests' and urllib3's wrapping
+        error = pending.pop()
+        if error is None or id(error) in seen:
+            continue
+        seen.add(id(error))
+        if isinstance(error, ssl.SSLCertVerificationError):
+            return True
+        linked = [error.__cause__, error.__context__, getattr(error, "reason", None), *error.args]
+        pending += [link for link in linked if isinstance(link, BaseException)]
+    return False
 
 
 def _never_connected(exc: requests.exceptions.ConnectionError) -> bool:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -259,9 +259,14 @@ def _optional_str(value: Any) -> str:
 
 
 def _parse_time(value: Any) -> datetime | None:
+    """The contract's times are UTC with an offset. One without (it cannot be compared with the others) or
+    outside what UTC can hold (9999-12-31T23:59:59-14:00) makes the reply unreadable, not the round."""
     if not isinstance(value, str) or not value:
         return None
     try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError as exc:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        if moment.tzinfo is None:
+            raise ValueError("no UTC offset")
+        return moment.astimezone(UTC)
+    except (ValueError, OverflowError) as exc:
         raise MalformedReply(f"unreadable date-time {storable(value[:40])!r}") from exc

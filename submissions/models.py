@@ -1,5 +1,6 @@
 import functools
 import hashlib
+import re
 from datetime import timedelta
 
 from django.conf import settings
@@ -59,6 +60,10 @@ def stuck_sending_time() -> timedelta:
     return timedelta(seconds=2 * (settings.CHAMELAION_CONNECT_TIMEOUT + settings.CHAMELAION_READ_TIMEOUT) + 5)
 
 
+# The reference ids DubDash makes when nobody chooses one: random, so no job outside DubDash holds one.
+GENERATED_REFERENCE_ID = re.compile(r"dubdash-[0-9a-f]{32}")
+
+
 @deconstructible(path="submissions.models.ReferenceIdValidator")
 class ReferenceIdValidator:
     """Letters, digits, dots, underscores and hyphens, and not dots alone. A job is looked up by its
@@ -72,10 +77,16 @@ class ReferenceIdValidator:
         "Add a letter or a digit."
     )
 
+    # One typed in would pass for DubDash's own and skip the check, made before a chosen id's first send,
+    # that no job outside DubDash already holds it.
+    generated_form_message = "Ids of the form dubdash- and 32 letters and digits are DubDash's own. Choose another."
+
     def __call__(self, value: str) -> None:
         self.characters(value)
         if value and not value.strip("."):
             raise ValidationError(self.only_dots_message, code="only_dots")
+        if GENERATED_REFERENCE_ID.fullmatch(value or ""):
+            raise ValidationError(self.generated_form_message, code="generated_form")
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, ReferenceIdValidator)

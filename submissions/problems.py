@@ -46,6 +46,9 @@ def record_problem(error: chamelaion.ChamelaionError, *, while_polling: bool) ->
     code = problem_code(error)
     if code is None:
         return
+    # Out of reach, polling fails too: marking it so lets the worker's cheap check per round clear it even
+    # when nothing is due to be sent or polled.
+    while_polling = while_polling or code == Problem.Code.UNREACHABLE
     problem, created = Problem.objects.get_or_create(
         code=code, defaults={"message": error.user_message, "pauses_polling": while_polling}
     )

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import logging
 import random
-import re
 import uuid
 from collections import Counter
 from collections.abc import Iterable
@@ -29,6 +28,7 @@ from django.utils import formats, timezone
 
 from submissions import activity, chamelaion, limits, problems, ratelimit, snapshots
 from submissions.models import (
+    GENERATED_REFERENCE_ID,
     Batch,
     Submission,
     inputs_fingerprint,
@@ -62,9 +62,6 @@ REFERENCE_ID_CLASH = (
     "Nothing was sent: looking the job up by that id would find the other one. Choose another reference id "
     "(or leave it blank) and send it again."
 )
-
-
-GENERATED_REFERENCE_ID = re.compile(r"dubdash-[0-9a-f]{32}")
 
 
 def new_reference_id() -> str:
@@ -166,6 +163,8 @@ def retry_failed(*, batch: Batch, user: Any) -> int:
     All or nothing: every monthly limit involved is checked for the whole retry before anything changes,
     so a limit reached half way never leaves half the batch retried (MonthlyLimitReached, nothing done)."""
     with transaction.atomic():
+        # One retry of a batch at a time: a double click's second retry then finds nothing left to retry.
+        Batch.objects.select_for_update().filter(pk=batch.pk).values_list("pk").get()
         unsent = list(batch.submissions.filter(state=State.SEND_FAILED).select_related("created_by").order_by("pk"))
         finished_badly = list(
             batch.submissions.filter(state__in=[State.FAILED, State.MISSING], retried_as__isnull=True)
@@ -176,7 +175,7 @@ def retry_failed(*, batch: Batch, user: Any) -> int:
         adding = Counter(job.created_by for job in unsent if job.created_by_id is not None)
         if finished_badly:
             adding[user] += len(finished_badly)
-        for owner, count in adding.items():
+        for owner, count in sorted(adding.items(), key=lambda item: item[0].pk):  # locks in one order: no deadlock
             limits.check_monthly_limit(user=owner, adding=count, actor=user)
         retried = [job for job in unsent if _reopen(submission=job, changes=None)]
         for failed in finished_badly:
@@ -253,7 +252,10 @@ def _edited_inputs(submission: Submission, fields: dict[str, Any]) -> str:
 def _editable(submission: Submission, changes: dict[str, Any]) -> dict[str, Any]:
     updates = {field: changes[field] for field in EDITABLE_FIELDS if field in changes}
     if not updates.get("reference_id"):
-        updates.pop("reference_id", None)  # left blank: keep the id this submission already has
+        # Left blank: DubDash's own id stays; a chosen one is replaced by one DubDash makes, as the form
+        # promises (the chosen one may be why it was refused: a stranger's job already holds it).
+        chosen = chose_reference_id(submission.reference_id or "")
+        updates["reference_id"] = new_reference_id() if "reference_id" in changes and chosen else submission.reference_id
     inputs = {name: updates.get(name, getattr(submission, name)) for name in INPUT_FIELDS}
     updates["inputs_fingerprint"] = inputs_fingerprint(**inputs)
     return updates
@@ -395,15 +397,17 @@ def _failed_attempt(submission: Submission, error: chamelaion.ChamelaionError) -
             message=f"{error.user_message} DubDash stopped retrying after {submission.failed_deliveries} attempts; "
             "use Send again to try once more.",
         )
-    until = now + _backoff(submission.send_attempts, asked=getattr(error, "retry_after", None))
+    until = now + _backoff(submission.failed_deliveries, asked=getattr(error, "retry_after", None))
     if submission.send_outcome_unknown:
         until = max(until, submission.outcome_unknown_since + settle_time())
     return _wait(submission, until=until, message=f"{error.user_message} DubDash tries again by itself at {_clock(until)}.")
 
 
 def _backoff(attempts: int, *, asked: float | None) -> timedelta:
-    """Jittered exponential backoff (half to full of base × 2^(n-1), capped), never sooner than asked."""
-    ceiling = min(settings.SEND_RETRY_MAX_SECONDS, settings.SEND_RETRY_BASE_SECONDS * 2 ** max(0, attempts - 1))
+    """Jittered exponential backoff (half to full of base × 2^(n-1), capped), never sooner than asked.
+    `attempts` counts failed deliveries: probes during an outage must not grow the wait (nor overflow it)."""
+    exponent = min(max(0, attempts - 1), 62)  # 2.0 ** 1024 overflows; the cap is reached long before 62
+    ceiling = min(settings.SEND_RETRY_MAX_SECONDS, settings.SEND_RETRY_BASE_SECONDS * 2**exponent)
     return timedelta(seconds=max(random.uniform(ceiling / 2, ceiling), asked or 0))
 
 

@@ -36,9 +36,10 @@ MISSING_MESSAGE = (
 )
 
 # What storing one job's data can fail with: the database refusing a value (DataError and kin), or its
-# driver refusing to encode one (UnicodeEncodeError is a ValueError). Replies are cleaned before they get
-# here; this is the guard for whatever cleaning misses, so that it costs one job, not the round.
-STORE_ERRORS = (DatabaseError, ValueError)
+# driver refusing to encode one (UnicodeEncodeError is a ValueError) or to convert one (OverflowError).
+# Replies are cleaned before they get here; this is the guard for whatever cleaning misses, so that it
+# costs one job, not the round.
+STORE_ERRORS = (DatabaseError, ValueError, OverflowError)
 
 # How far along a state is. A write may keep or raise the rank, never lower it; finished jobs never change.
 RANK = {State.QUEUED: 1, State.PROCESSING: 2, State.IN_FLIGHT: 2, State.COMPLETED: 3, State.FAILED: 3, State.MISSING: 3}

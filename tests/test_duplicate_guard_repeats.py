@@ -114,7 +114,7 @@ def test_a_csv_with_three_identical_rows_flags_them_and_asks(logged_in, sandbox)
 def test_stored_fingerprints_are_recomputed_on_normalised_urls(user):
     from importlib import import_module
 
-    migration = import_module("submissions.migrations.0013_delivery_failures_and_reachability")
+    migration = import_module("submissions.migrations.0014_recompute_fingerprints")
     old = make_submission(user, video_url=VIDEO + "#t=1", audio_url=AUDIO)
     Submission.objects.filter(pk=old.pk).update(inputs_fingerprint="stale, from before normalising")
     migration.recompute_fingerprints(apps, None)

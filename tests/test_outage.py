@@ -144,3 +144,24 @@ def test_a_reset_ends_an_outage(sandbox):
     sandbox.go_down()
     sandbox.reset()
     assert not refused(sandbox.port)
+
+
+def test_hours_of_probing_never_overflow_the_backoff_of_the_failure_after(user, sandbox, settings):
+    """Found in review: every probe during an outage adds an attempt; the backoff was computed from them,
+    and 2 ** 1024 raised OverflowError, leaving the job in "sending" for ever."""
+    job = make_submission(user, send_attempts=1025)  # eight and a half hours of probes, one every 30 s
+    sandbox.faults.script = ["500"]
+    outbox.send_due(seconds=1, wait_for_budget=False)
+    job.refresh_from_db()
+    assert job.state == State.PENDING and job.failed_deliveries == 1
+    assert job.next_attempt_at - timezone.now() <= timedelta(seconds=settings.SEND_RETRY_MAX_SECONDS)
+
+
+def test_the_out_of_reach_banner_goes_once_chamelaion_answers_even_with_nothing_to_send(user, sandbox):
+    """Found in review: raised by a send, with nothing left to send or poll, nothing cleared it."""
+    from submissions import chamelaion, problems
+
+    problems.record_problem(chamelaion.Unreachable("connection failed", may_have_reached_server=False), while_polling=False)
+    assert Problem.objects.get().pauses_polling  # polling cannot reach it either
+    report = tracking.refresh_round()  # no job at all: one cheap call tells it is over
+    assert not report.failed and not Problem.objects.exists() and report.api_calls == 1

@@ -68,3 +68,30 @@ def test_our_own_uncertain_send_is_still_adopted_not_refused(logged_in, sandbox)
     submission.refresh_from_db()
     (job,) = sandbox.jobs()
     assert submission.state == State.QUEUED and submission.request_id == job["id"]
+
+
+def test_leaving_the_reference_id_blank_after_a_clash_sends_it_with_one_dubdash_makes(logged_in, sandbox):
+    """Found in review: the message says "or leave it blank", and blank kept the clashing id for ever."""
+    sandbox.create_job(video_url="https://elsewhere.example.com/x.mp4", audio_url="https://elsewhere.example.com/x.wav", reference_id="ep1-de")
+    logged_in.post(NEW, {**FORM, "reference_id": "ep1-de"})
+    submission = Submission.objects.get()
+    assert submission.state == State.SEND_FAILED
+
+    logged_in.post(NEW, {**FORM, "reference_id": "", "resubmit": str(submission.pk)})
+    submission.refresh_from_db()
+    assert submission.state == State.QUEUED and not services.chose_reference_id(submission.reference_id)
+    assert len(sandbox.jobs()) == 2
+
+
+def test_a_blank_reference_id_when_sending_again_keeps_an_id_dubdash_made(logged_in, user, sandbox):
+    refused = make_submission(user, state=State.SEND_FAILED, last_error="refused")
+    made = refused.reference_id
+    logged_in.post(NEW, {**FORM, "reference_id": "", "resubmit": str(refused.pk)})
+    refused.refresh_from_db()
+    assert refused.reference_id == made and refused.state == State.QUEUED
+
+
+def test_an_id_shaped_like_dubdash_own_cannot_be_chosen(logged_in, sandbox):
+    """Found in review: it would skip the lookup that protects a chosen id from a stranger's job."""
+    page = logged_in.post(NEW, {**FORM, "reference_id": services.new_reference_id()}).content.decode()
+    assert "are DubDash&#x27;s own. Choose another." in page and Submission.objects.count() == 0

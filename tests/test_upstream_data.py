@@ -227,3 +227,22 @@ def test_the_caps_are_the_columns_sizes():
     assert field("upstream_status").max_length == chamelaion_replies.STATUS_MAX_LENGTH
     assert field("output_url").get_internal_type() == "TextField"  # room for any link up to the 64 KiB cap
     assert field("upstream_error_message").get_internal_type() == "TextField"
+
+
+@pytest.mark.parametrize("kind", ["naive-created-at", "created-past-the-end-of-time"])
+def test_a_reply_with_an_unusable_time_costs_that_job_only(sandbox, sent, kind):
+    """Found in review: a time without an offset failed every round (it cannot be compared with the
+    others), and 9999-12-31T23:59:59-14:00 overflowed when stored."""
+    good = [sent() for _ in range(3)]
+    bad = sent()
+    sandbox.faults.bad_replies = {bad.request_id: kind}
+    sandbox.advance(60)
+
+    report = tracking.refresh_round()
+
+    assert not report.failed and report.updated == 3
+    for job in good:
+        job.refresh_from_db()
+        assert job.state == State.COMPLETED
+    bad.refresh_from_db()
+    assert bad.state == State.QUEUED and bad.poll_lease == "" and bad.next_poll_at is not None  # asked again later

@@ -73,6 +73,16 @@ def _bad_reference_id(data: dict[str, Any]) -> None:
     data["reference_id"] = "ref\x00" + "r" * LONG_TEXT
 
 
+def _naive_created_at(data: dict[str, Any]) -> None:
+    # No offset: such a time cannot be compared with the aware ones of the other jobs on the page.
+    data["created_at"] = data["created_at"].replace("Z", "").split("+")[0]
+
+
+def _past_the_end_of_time(data: dict[str, Any]) -> None:
+    # A valid ISO time that is year 10000 in UTC: a client that converts it overflows.
+    data["created_at"] = "9999-12-31T23:59:59-14:00"
+
+
 KINDS: dict[str, Callable[[dict[str, Any]], None]] = {
     "nul-in-status": _nul_in_status,
     "nul-in-error": _nul_in_error,
@@ -83,6 +93,8 @@ KINDS: dict[str, Callable[[dict[str, Any]], None]] = {
     "huge-output-url": _with_output(_signed(HUGE_URL_EXTRA)),
     "non-http-output-url": _with_output(lambda url: "ftp" + url[url.index(":") :]),
     "bad-reference-id": _bad_reference_id,
+    "naive-created-at": _naive_created_at,
+    "created-past-the-end-of-time": _past_the_end_of_time,
 }
 
 
