@@ -246,3 +246,14 @@ def test_a_reply_with_an_unusable_time_costs_that_job_only(sandbox, sent, kind):
         assert job.state == State.COMPLETED
     bad.refresh_from_db()
     assert bad.state == State.QUEUED and bad.poll_lease == "" and bad.next_poll_at is not None  # asked again later
+
+
+def test_the_worker_says_how_many_jobs_it_could_not_store(sandbox, sent, cleaning_misses, capsys):
+    from django.core.management import call_command
+
+    sent(), sent()
+    bad = sent(video_url=FAILING_VIDEO)
+    sandbox.faults.bad_replies = {bad.request_id: "lone-surrogate"}  # no database encodes it
+    sandbox.advance(60)
+    call_command("run_worker", once=True)
+    assert "3 jobs, 2 updated, 0 missing, 1 API calls; 1 not stored (asked about again later)" in capsys.readouterr().out

@@ -96,6 +96,8 @@ class Command(BaseCommand):
         if report.jobs or report.failed:
             self.stdout.write(
                 f"{report.jobs} jobs, {report.updated} updated, {report.missing} missing, "
-                f"{report.api_calls} API calls" + (f"; stopped early: {report.error}" if report.error else "")
+                f"{report.api_calls} API calls"
+                + (f"; {report.unstored} not stored (asked about again later)" if report.unstored else "")
+                + (f"; stopped early: {report.error}" if report.error else "")
             )
         return report
