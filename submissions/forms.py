@@ -4,7 +4,13 @@ from django.core.validators import MaxLengthValidator, URLValidator
 from django.views.decorators.debug import sensitive_variables
 
 from submissions import paging
-from submissions.models import REFERENCE_ID_MAX_LENGTH, URL_MAX_LENGTH, Submission, reference_id_validator
+from submissions.models import (
+    REFERENCE_ID_MAX_LENGTH,
+    URL_MAX_LENGTH,
+    Submission,
+    reference_id_validator,
+    refuse_generated_form,
+)
 from submissions.text import refuse_control_characters
 from submissions.urlnorm import normalise_url
 
@@ -51,7 +57,7 @@ class SubmissionForm(forms.Form):
         required=False,
         max_length=REFERENCE_ID_MAX_LENGTH,
         strip=True,
-        validators=[reference_id_validator],
+        validators=[reference_id_validator, refuse_generated_form],
         help_text="Optional, your own id for this job. Left blank, DubDash makes a unique one.",
     )
     disable_active_speaker_detection = forms.BooleanField(

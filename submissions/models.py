@@ -77,16 +77,10 @@ class ReferenceIdValidator:
         "Add a letter or a digit."
     )
 
-    # One typed in would pass for DubDash's own and skip the check, made before a chosen id's first send,
-    # that no job outside DubDash already holds it.
-    generated_form_message = "Ids of the form dubdash- and 32 letters and digits are DubDash's own. Choose another."
-
     def __call__(self, value: str) -> None:
         self.characters(value)
         if value and not value.strip("."):
             raise ValidationError(self.only_dots_message, code="only_dots")
-        if GENERATED_REFERENCE_ID.fullmatch(value or ""):
-            raise ValidationError(self.generated_form_message, code="generated_form")
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, ReferenceIdValidator)
@@ -96,6 +90,16 @@ class ReferenceIdValidator:
 
 
 reference_id_validator = ReferenceIdValidator()
+
+
+def refuse_generated_form(value: str) -> None:
+    """For an id a person chooses (not for one already stored: admin edits a job with DubDash's own): one
+    shaped like DubDash's would pass for it and skip the check, made before a chosen id's first send, that
+    no job outside DubDash already holds it."""
+    if GENERATED_REFERENCE_ID.fullmatch(value or ""):
+        raise ValidationError(
+            "Ids of the form dubdash- and 32 letters and digits are DubDash's own. Choose another.", code="generated_form"
+        )
 
 
 class JobLabels:
