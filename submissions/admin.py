@@ -99,17 +99,18 @@ class BatchFilter(admin.SimpleListFilter):
 
     def lookups(self, request, model_admin):
         choices = [(str(pk), name) for pk, name in Batch.objects.order_by("-created_at", "-id").values_list("pk", "name")[:BATCH_FILTER_CHOICES]]
-        chosen = self.value()
-        if paging.as_id(chosen) and chosen not in {pk for pk, _ in choices}:
-            choices += [(str(pk), name) for pk, name in Batch.objects.filter(pk=paging.as_id(chosen)).values_list("pk", "name")]
+        chosen = paging.as_id(self.value())
+        if chosen and str(chosen) not in {pk for pk, _ in choices}:
+            choices += [(str(pk), name) for pk, name in Batch.objects.filter(pk=chosen).values_list("pk", "name")]
         return choices + [(NO_VALUE, "No batch")]
 
     def queryset(self, request, queryset):
         value = self.value()
         if value == NO_VALUE:
             return queryset.filter(batch__isnull=True)
-        if paging.as_id(value):
-            return queryset.filter(batch_id=paging.as_id(value))
+        batch_id = paging.as_id(value)
+        if batch_id:
+            return queryset.filter(batch_id=batch_id)
         return queryset if value is None else queryset.none()
 
 

@@ -91,8 +91,13 @@ class BatchForm(forms.Form):
 
 
 class BatchRowForm(forms.Form):
-    target_language = forms.ChoiceField(label="Language", choices=[("", "Choose…")] + settings.DUBBING_LANGUAGES)
-    audio_url = HttpUrlField(label="Audio URL", help_text="")
+    # Shown as table columns, whose headings label them only for sighted users: screen readers get these.
+    target_language = forms.ChoiceField(
+        label="Language",
+        choices=[("", "Choose…")] + settings.DUBBING_LANGUAGES,
+        widget=forms.Select(attrs={"aria-label": "Language"}),
+    )
+    audio_url = HttpUrlField(label="Audio URL", help_text="", widget=forms.URLInput(attrs={"aria-label": "Audio URL (WAV or MP3)"}))
 
 
 class BaseBatchRowFormSet(forms.BaseFormSet):

@@ -95,13 +95,14 @@ def batch_overview(*, batch: Batch) -> BatchOverview:
     )
 
 
+def _fingerprint(job: dict) -> str:
+    return inputs_fingerprint(job["video_url"], job["audio_url"], job.get("disable_active_speaker_detection", False))
+
+
 def earlier_submissions_of_jobs(jobs: list[dict], *, per_job: int = 3) -> list[tuple[int, list[Submission]]]:
     """For a list of jobs (dicts with video_url, audio_url, disable_active_speaker_detection): the index
     of each job that was submitted before, with its earliest matches. One query for the whole list."""
-    fingerprints = [
-        inputs_fingerprint(job["video_url"], job["audio_url"], job.get("disable_active_speaker_detection", False))
-        for job in jobs
-    ]
+    fingerprints = [_fingerprint(job) for job in jobs]
     earlier: dict[str, list[Submission]] = {}
     matches = (
         Submission.objects.filter(inputs_fingerprint__in={f for f in fingerprints if f})
@@ -122,7 +123,7 @@ def repeats_within(jobs: list[dict]) -> list[tuple[int, list[int]]]:
     two paid jobs producing the same video, whatever language each is labelled with."""
     indexes_of: dict[str, list[int]] = {}
     for index, job in enumerate(jobs):
-        fingerprint = inputs_fingerprint(job["video_url"], job["audio_url"], job.get("disable_active_speaker_detection", False))
+        fingerprint = _fingerprint(job)
         if fingerprint:
             indexes_of.setdefault(fingerprint, []).append(index)
     return sorted(

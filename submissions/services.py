@@ -177,7 +177,7 @@ def retry_failed(*, batch: Batch, user: Any) -> int:
             adding[user] += len(finished_badly)
         for owner, count in sorted(adding.items(), key=lambda item: item[0].pk):  # locks in one order: no deadlock
             limits.check_monthly_limit(user=owner, adding=count, actor=user)
-        retried = [job for job in unsent if _reopen(submission=job, changes=None)]
+        retried = [job for job in unsent if _reopen(submission=job, changes=None) is not None]
         for failed in finished_badly:
             retried.append(
                 create_submission(
@@ -214,13 +214,16 @@ def send_again(*, submission: Submission, changes: dict[str, Any] | None = None,
     with transaction.atomic():
         if submission.created_by_id is not None:
             limits.check_monthly_limit(user=submission.created_by, adding=1, actor=user)
-        edited = _edited_inputs(submission, _reopen_fields(submission, changes))  # before _reopen changes it
-        if _reopen(submission=submission, changes=changes):
+        edited = _reopen(submission=submission, changes=changes)
+        if edited is not None:
             activity.record(actor=user, verb=activity.Verb.SENT_AGAIN, submission=submission, details=edited)  # activity trail
     return send_if_room(submission=submission)
 
 
-def _reopen_fields(submission: Submission, changes: dict[str, Any] | None) -> dict[str, Any]:
+def _reopen(*, submission: Submission, changes: dict[str, Any] | None) -> str | None:
+    """Could not be sent → waiting to send, with a fresh set of retries (and the person's edits, if any).
+    Returns what the activity trail says of it (which inputs were edited), or None if it was no longer
+    waiting to be sent again. The caller checks the monthly limit in the same transaction."""
     fields: dict[str, Any] = {
         "next_attempt_at": timezone.now(),
         "send_attempts": 0,
@@ -229,18 +232,13 @@ def _reopen_fields(submission: Submission, changes: dict[str, Any] | None) -> di
     }
     if changes and not submission.send_outcome_unknown:  # no job can exist upstream: edits are safe
         fields.update(_editable(submission, changes))
-    return fields
-
-
-def _reopen(*, submission: Submission, changes: dict[str, Any] | None) -> bool:
-    """Could not be sent → waiting to send, with a fresh set of retries (and the person's edits, if any).
-    The caller checks the monthly limit in the same transaction."""
-    fields = _reopen_fields(submission, changes)
+    edited = _edited_inputs(submission, fields)  # before the transition updates the instance
     try:
         with transaction.atomic():
-            return transition(submission, expected=State.SEND_FAILED, state=State.PENDING, **fields)
+            moved = transition(submission, expected=State.SEND_FAILED, state=State.PENDING, **fields)
     except IntegrityError as exc:
         raise ReferenceIdTaken(fields.get("reference_id", "")) from exc
+    return edited if moved else None
 
 
 def _edited_inputs(submission: Submission, fields: dict[str, Any]) -> str:

@@ -43,7 +43,7 @@ def preview(request, pk: int):
         rows, file_error = [], str(exc)
     invalid = [row for row in rows if row.errors]
     errors = [(row.line, column, reason) for row in invalid for column, reason in row.errors]
-    duplicates, repeats = _sent_before(rows), _repeated(rows)
+    duplicates, repeats = _duplicates(rows)
     context = {
         "upload": upload,
         "batch_name": csv_io.batch_name_of(upload),
@@ -60,19 +60,16 @@ def preview(request, pk: int):
     return render(request, "submissions/csv_preview.html", context)
 
 
-def _sent_before(rows) -> list[tuple[int, list]]:
-    """(line, earlier submissions) for the rows whose video, audio and options were sent before. Only for
-    a file without errors: an invalid row has no job to compare."""
+def _duplicates(rows) -> tuple[list[tuple[int, list]], list[tuple[int, list[int]]]]:
+    """What to ask about before sending, by spreadsheet line: the rows whose video, audio and options were
+    sent before (with those submissions), and those another row of the file repeats (with its lines). Only
+    for a file without errors: an invalid row has no job to compare."""
     if any(row.errors for row in rows):
-        return []
-    return [(rows[index].line, earlier) for index, earlier in selectors.earlier_submissions_of_jobs([r.job for r in rows])]
-
-
-def _repeated(rows) -> list[tuple[int, list[int]]]:
-    """(line, the other lines) for the rows whose video, audio and options another row of the file repeats."""
-    if any(row.errors for row in rows):
-        return []
-    return [(rows[index].line, [rows[other].line for other in others]) for index, others in selectors.repeats_within([r.job for r in rows])]
+        return [], []
+    jobs = [row.job for row in rows]
+    sent_before = [(rows[index].line, earlier) for index, earlier in selectors.earlier_submissions_of_jobs(jobs)]
+    repeated = [(rows[index].line, [rows[other].line for other in others]) for index, others in selectors.repeats_within(jobs)]
+    return sent_before, repeated
 
 
 @require_POST
@@ -84,7 +81,7 @@ def send(request, pk: int):
             rows = csv_io.check_rows(csv_io.read_table(upload.content))
         except csv_io.CsvFileError:
             rows = []  # send_upload reports the file's problem
-        duplicates, repeats = _sent_before(rows), _repeated(rows)
+        duplicates, repeats = _duplicates(rows)
         if duplicates or repeats:  # every job costs money: ask before sending the same thing twice
             said = []
             if duplicates:
