@@ -92,15 +92,6 @@ class ReferenceIdValidator:
 reference_id_validator = ReferenceIdValidator()
 
 
-def refuse_generated_form(value: str) -> None:
-    """For an id a person chooses (not for one already stored: admin edits a job with DubDash's own): one
-    shaped like DubDash's would pass for it and skip the check, made before a chosen id's first send, that
-    no job outside DubDash already holds it."""
-    if GENERATED_REFERENCE_ID.fullmatch(value or ""):
-        raise ValidationError(
-            "Ids of the form dubdash- and 32 letters and digits are DubDash's own. Choose another.", code="generated_form"
-        )
-
 
 class JobLabels:
     """What the pages say about a job, from its target_language, state and upstream_status. Shared by

@@ -294,24 +294,21 @@ def claim(submission: Submission) -> bool:
 def deliver(submission: Submission) -> Submission:
     """The claimed submission's one attempt: settle an uncertain earlier attempt, or POST it."""
     client = chamelaion.get_client()
-    if not submission.send_outcome_unknown and chose_reference_id(submission.reference_id):
-        # Never sent (or refused outright), so no job of DubDash's can carry this id: one that exists was
-        # made outside DubDash, and a later lookup by this id would adopt that stranger as ours.
+    uncertain = submission.send_outcome_unknown
+    if uncertain or chose_reference_id(submission.reference_id):
+        # After an uncertain attempt, a job found by its reference id is ours: adopt it. Before any attempt
+        # that may have arrived, no job of DubDash's can carry the id, so one found (only possible for an id
+        # a person chose) was made outside DubDash, and adopting it later would take a stranger for ours.
         try:
-            stranger = client.find_by_reference_id(submission.reference_id)
-        except chamelaion.ChamelaionError as exc:
-            return _failed_attempt(submission, exc)
-        problems.clear_problems()
-        if stranger is not None:
-            return _give_up(submission, message=REFERENCE_ID_CLASH.format(reference_id=submission.reference_id))
-    if submission.send_outcome_unknown:
-        try:
-            existing = client.find_by_reference_id(submission.reference_id)
+            found = client.find_by_reference_id(submission.reference_id)
         except chamelaion.ChamelaionError as exc:
             return _failed_attempt(submission, exc)
         problems.clear_problems()  # the lookup answered: Chamelaion is reachable and the key works
-        if existing is not None:
-            return _mark_sent(submission, request_id=existing.id, found=existing)
+        if found is not None and uncertain:
+            return _mark_sent(submission, request_id=found.id, found=found)
+        if found is not None:
+            return _give_up(submission, message=REFERENCE_ID_CLASH.format(reference_id=submission.reference_id))
+    if uncertain:
         settled_at = submission.outcome_unknown_since + settle_time()
         if timezone.now() < settled_at:
             return _wait(

@@ -148,9 +148,10 @@ def test_two_workers_at_once_update_every_job_and_never_write_backwards(sandbox,
     threads.append(start_thread(lambda: sample(stop, samples), errors))
 
     # The sandbox's jobs take 30 simulated seconds: queued for 10, processing until 30, then completed.
-    # 2 s every 0.1 s walks them all through every stage in about 1.6 s while the workers poll.
-    for _ in range(16):
-        sandbox.advance(2)
+    # 1 s every 0.1 s walks them all through every stage in about 3.2 s while the workers poll: long enough
+    # for several rounds per stage on a loaded machine too (at 1.6 s, a busy full run saw 530 of the 600).
+    for _ in range(32):
+        sandbox.advance(1)
         time.sleep(0.1)
     deadline = time.monotonic() + 5
     while Submission.objects.exclude(state=State.COMPLETED).exists() and time.monotonic() < deadline:

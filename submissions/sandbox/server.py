@@ -737,6 +737,10 @@ class SandboxServer(OutageMixin):
                 "reference_id": spec.reference_id,
             }
 
+    def record_path(self, path: str) -> None:
+        with self._lock:
+            self._paths.append(path)
+
     def request_paths(self) -> list[str]:
         """The paths of the latest /api requests exactly as they arrived (percent-encoding and dot segments
         untouched, query strings left out), oldest first."""
@@ -1149,8 +1153,7 @@ class _Handler(BaseHTTPRequestHandler):
         sandbox = self.sandbox
         self._epoch = sandbox._epoch
         sandbox._count("requests")
-        with sandbox._lock:
-            sandbox._paths.append(path)
+        sandbox.record_path(path)
         path = bad_replies.resolve_dot_segments(path)  # what a real server routes, not what was typed
         delay = sandbox._latency()
         if delay:
