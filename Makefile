@@ -13,9 +13,9 @@ run: $(STAMP)
 	$(PY) manage.py ensure_admin
 	$(PY) manage.py rundev
 
+# Both databases at once, each on its own core; each suite's output is printed whole when it ends.
 test: $(STAMP) chromium
-	$(MAKE) test-sqlite
-	$(MAKE) test-postgres
+	$(MAKE) --no-print-directory -j2 --output-sync=target test-sqlite test-postgres
 
 test-sqlite: $(STAMP)
 	@echo "== Test suite on SQLite =="
@@ -42,8 +42,10 @@ chromium:
 	@scripts/ensure-chromium
 
 check: $(STAMP)
-	$(PY) manage.py check
-	$(PY) manage.py makemigrations --check --dry-run
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
+	DJANGO_SETTINGS_MODULE=tests.settings $(PY) manage.py check
+	DJANGO_SETTINGS_MODULE=tests.settings $(PY) manage.py makemigrations --check --dry-run
 
 clean:
 	rm -rf $(VENV) var

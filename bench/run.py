@@ -17,10 +17,10 @@ outbox benchmarks also start real `manage.py run_worker` processes on that scrat
 from __future__ import annotations
 
 import atexit
-import secrets
 import logging
 import os
 import random
+import secrets
 import shutil
 import sys
 import tempfile
@@ -69,11 +69,12 @@ from django.db.models import Count, Q  # noqa: E402
 from django.test.utils import CaptureQueriesContext, override_settings  # noqa: E402
 from django.utils import timezone  # noqa: E402
 
-from submissions import snapshots, tracking  # noqa: E402
+from bench.workers import WebPath, Worker, worker_env  # noqa: E402
 from submissions.models import Batch, Submission  # noqa: E402
 from submissions.sandbox import SandboxServer  # noqa: E402
-from bench.workers import WebPath, Worker, worker_env  # noqa: E402
 from submissions.sandbox.server import ApiError  # noqa: E402
+from submissions.tracking import services as tracking  # noqa: E402
+from submissions.tracking import snapshots  # noqa: E402
 
 State = Submission.State
 
@@ -630,6 +631,7 @@ def chaos(ctx: Context) -> list[Row]:
         upstream = compare_with_sandbox(sandbox)
         stats = sandbox.stats()
         over_limit = sandbox.over_limit
+        slow = stats["faults"] - stats["dropped"] - stats["status_500"] - (stats["status_429"] - over_limit)
         busiest = sandbox.busiest_minute()
         stuck_after_kill = Submission.objects.filter(reference_id__in=interrupted)
         interrupted_ok = sum(1 for row in stuck_after_kill if row.request_id and row.send_attempts >= 2)
@@ -648,8 +650,7 @@ def chaos(ctx: Context) -> list[Row]:
             upstream.with_request_id == CHAOS_TOTAL),
         row("stuck (waiting, sending, given up, not found)", f"{stuck} {upstream.stuck or ''}".strip(), "0", stuck == 0),
         row("API calls", f"{stats['requests']:,}: {attempts:,} sends, {stats['get']} lookups/gets, {stats['list']} lists"),
-        row("faults met", f"{stats['dropped']} dropped after create, {stats['status_500']} x 500, "
-                          f"{stats['faults'] - stats['dropped'] - stats['status_500'] - (stats['status_429'] - over_limit)} slow"),
+        row("faults met", f"{stats['dropped']} dropped after create, {stats['status_500']} x 500, {slow} slow"),
         row("429s seen", f"{stats['status_429']} ({stats['status_429'] - over_limit} injected, {over_limit} over the "
                          f"rate limit; busiest 60 s: {busiest} sends)", "0 over the limit", over_limit == 0),
         row("worker SIGKILLed mid-send", f"{workers[0].runs - 1} kill(s), {len(interrupted)} send(s) interrupted, "
@@ -733,7 +734,7 @@ def render_table(rows: list[Row]) -> str:
     widths = [max(len(line[i]) for line in [header, *cells]) for i in range(len(header))]
 
     def line(values: tuple[str, ...]) -> str:
-        return "  ".join(value.ljust(width) for value, width in zip(values, widths)).rstrip()
+        return "  ".join(value.ljust(width) for value, width in zip(values, widths, strict=True)).rstrip()
 
     return "\n".join([line(header), line(tuple("-" * w for w in widths)), *map(line, cells)])
 

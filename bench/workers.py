@@ -16,6 +16,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import quote
 
+from submissions.batches import services as batch_services
+from submissions.jobs import services as job_services
+from submissions.outbox import sending
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -144,7 +148,7 @@ class WebPath:
                 if not self.pause.is_set():
                     self._one_request(rng)
                 self.stop.wait(rng.uniform(*self.pace))
-        except BaseException:  # noqa: BLE001 - reported by the caller, with its traceback
+        except BaseException:
             self.errors.append(traceback.format_exc())
         finally:
             connection.close()  # this thread's own connection
@@ -152,32 +156,31 @@ class WebPath:
     def _one_request(self, rng: random.Random) -> None:
         from django.utils import timezone
 
-        from submissions import services
         from submissions.models import Submission
 
         if rng.random() < self.new_work_share:
             if rng.random() < 0.6:
                 for reference in self._take(1):
                     with self._sending([reference]):
-                        services.submit(user=self.user, reference_id=reference, **self.inputs)
+                        job_services.submit(user=self.user, reference_id=reference, **self.inputs)
                     self.calls["submit"] += 1
             else:
                 rows = [{"reference_id": r, **self.inputs} for r in self._take(rng.randint(2, self.largest_batch))]
                 if rows:
                     with self._sending([row["reference_id"] for row in rows]):
-                        services.create_batch(user=self.user, name=f"batch {rows[0]['reference_id']}", rows=rows)
+                        batch_services.create_batch(user=self.user, name=f"batch {rows[0]['reference_id']}", rows=rows)
                     self.calls["create_batch"] += 1
             return
         for row in Submission.objects.filter(state=Submission.State.SENDING):
             if row.is_stuck_sending:
                 with self._sending([row.reference_id]):
-                    services.send_again(submission=row)  # the admin's or the owner's "Send again"
+                    job_services.send_again(submission=row)  # the admin's or the owner's "Send again"
                 self.calls["send_again"] += 1
         due = list(Submission.objects.filter(state=Submission.State.PENDING, next_attempt_at__lte=timezone.now())[:20])
         if due:
             row = rng.choice(due)
             with self._sending([row.reference_id]):
-                services.send_if_room(submission=row)
+                sending.send_if_room(submission=row)
             self.calls["send_if_room"] += 1
 
     @contextmanager

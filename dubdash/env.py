@@ -11,7 +11,7 @@ _FALSE = {"false", "no", "off", "0"}
 
 
 class StrictEnv(environ.Env):
-    def bool(self, var, default=environ.Env.NOTSET):  # noqa: A003 - mirrors environ.Env's API
+    def bool(self, var, default=environ.Env.NOTSET):
         raw = self.str(var, default="" if default is not environ.Env.NOTSET else environ.Env.NOTSET)
         if raw == "" and default is not environ.Env.NOTSET:
             return default

@@ -15,7 +15,7 @@ StrictEnv.read_env(BASE_DIR / ".env", overwrite=False)
 
 DEBUG = env.bool("DEBUG", default=False)
 
-_DEV_SECRET_KEY = "dev-only-insecure-secret-key-do-not-use-in-production"
+_DEV_SECRET_KEY = "dev-only-insecure-secret-key-do-not-use-in-production"  # noqa: S105 - refused unless DEBUG
 SECRET_KEY = env.str("SECRET_KEY", default="")
 if not SECRET_KEY:
     if not DEBUG:
@@ -72,7 +72,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
-                "submissions.context_processors.dubdash",
+                "submissions.core.context_processors.dubdash",
             ],
         },
     },
@@ -113,7 +113,7 @@ MEDIA_ROOT = env.path("MEDIA_ROOT", default=BASE_DIR / "var" / "media")
 UPLOAD_MAX_BYTES = env.non_negative_int("UPLOAD_MAX_BYTES", default=200 * 1024 * 1024)
 if UPLOAD_MAX_BYTES < 1:
     raise ImproperlyConfigured("UPLOAD_MAX_BYTES must be at least 1.")
-FILE_UPLOAD_HANDLERS = ["submissions.uploads.LimitedTemporaryFileUploadHandler"]
+FILE_UPLOAD_HANDLERS = ["submissions.uploads.files.LimitedTemporaryFileUploadHandler"]
 
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "var" / "staticfiles"
@@ -144,7 +144,7 @@ SECURE_REFERRER_POLICY = "same-origin"
 # admin under "Access attempts"). Every attempt during a lockout, right or wrong, restarts the wait.
 AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",  # first: refuses a locked-out pair before the password is checked
-    "submissions.auth_backends.ModelBackendOneQuery",  # Django's ModelBackend, permissions in one query
+    "submissions.core.auth_backends.ModelBackendOneQuery",  # Django's ModelBackend, permissions in one query
 ]
 AXES_FAILURE_LIMIT = env.non_negative_int("AXES_FAILURE_LIMIT", default=5)
 if AXES_FAILURE_LIMIT < 1:
@@ -235,8 +235,8 @@ for _position, _key in enumerate(DUBDASH_ENCRYPTION_KEYS, start=1):
             "print(Fernet.generate_key().decode())\""
         ) from None
 if not DUBDASH_ENCRYPTION_KEYS and DEBUG:
-    import base64 as _base64  # noqa: E402
-    import hashlib as _hashlib  # noqa: E402
+    import base64 as _base64
+    import hashlib as _hashlib
 
     DUBDASH_ENCRYPTION_KEYS = [
         _base64.urlsafe_b64encode(_hashlib.sha256(b"dubdash-dev-encryption-key\0" + SECRET_KEY.encode()).digest()).decode()
@@ -244,5 +244,5 @@ if not DUBDASH_ENCRYPTION_KEYS and DEBUG:
 # Error reports (the DEBUG error page, error e-mails) list every frame's local variables: this filter
 # also hides any variable that holds a known API key, whatever its name (the request headers inside the
 # HTTP client, for example).
-DEFAULT_EXCEPTION_REPORTER_FILTER = "submissions.credentials.SecretScrubbingReporterFilter"
+DEFAULT_EXCEPTION_REPORTER_FILTER = "submissions.apikey.reporting.SecretScrubbingReporterFilter"
 # --- end of the stored-secrets block -------------------------------------------------------------------

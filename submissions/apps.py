@@ -7,7 +7,8 @@ class SubmissionsConfig(AppConfig):
     verbose_name = "Lip-sync submissions"
 
     def ready(self) -> None:
-        # The modules defining short-cached values register them on import.
-        from submissions import context_processors, selectors, shortcache  # noqa: F401
+        # The modules defining short-cached values register them on import; signals then clear them.
+        from submissions.core import context_processors, shortcache  # noqa: F401 - registers its short-cached values
+        from submissions.jobs import selectors  # noqa: F401 - registers its short-cached values
 
         shortcache.connect_signals()

@@ -11,8 +11,8 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.deconstruct import deconstructible
 
-from submissions.text import refuse_control_characters
-from submissions.urlnorm import normalise_url
+from submissions.core.text import refuse_control_characters
+from submissions.core.urlnorm import normalise_url
 
 # Chamelaion's failure messages, said so that a producer knows what to do next.
 FAILURE_EXPLANATIONS = {

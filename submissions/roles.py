@@ -1,35 +1,59 @@
-"""The three roles of a DubDash team, as Django groups (made by migration 0005, assignable in admin)."""
+"""The three roles of a DubDash team, as Django groups (made by migration 0005, assignable in admin), and
+the one place permission names are written."""
+
+from typing import Any
 
 VIEWER = "Viewer"
 SUBMITTER = "Submitter"
 TEAM_ADMIN = "Team admin"
 
-_VIEW = ["submissions.view_team_history"]
-_SUBMIT = _VIEW + ["submissions.submit_jobs"]
-_ADMINISTER = _SUBMIT + [
-    "submissions.retry_any_job",
-    "submissions.manage_api_key",
-    "submissions.manage_members",
-    "submissions.view_usage",
+# Every permission DubDash checks, named once. Code and templates refer to these constants (templates
+# through the `can` context processor), never to the strings.
+VIEW_TEAM_HISTORY = "submissions.view_team_history"
+SUBMIT_JOBS = "submissions.submit_jobs"
+RETRY_ANY_JOB = "submissions.retry_any_job"
+MANAGE_API_KEY = "submissions.manage_api_key"
+MANAGE_MEMBERS = "submissions.manage_members"
+VIEW_USAGE = "submissions.view_usage"
+VIEW_SUBMISSION = "submissions.view_submission"
+CHANGE_SUBMISSION = "submissions.change_submission"
+VIEW_BATCH = "submissions.view_batch"
+VIEW_PROBLEM = "submissions.view_problem"
+DELETE_PROBLEM = "submissions.delete_problem"
+VIEW_ACTIVITY = "submissions.view_activity"
+VIEW_USER = "auth.view_user"
+ADD_USER = "auth.add_user"
+CHANGE_USER = "auth.change_user"
+VIEW_ACCESS_ATTEMPT = "axes.view_accessattempt"
+DELETE_ACCESS_ATTEMPT = "axes.delete_accessattempt"
+
+_VIEW = [VIEW_TEAM_HISTORY]
+_SUBMIT = [*_VIEW, SUBMIT_JOBS]
+_ADMINISTER = [
+    *_SUBMIT,
+    RETRY_ANY_JOB,
+    MANAGE_API_KEY,
+    MANAGE_MEMBERS,
+    VIEW_USAGE,
     # What a team admin needs in Django admin (with "staff status") to look after jobs and members.
-    "submissions.view_submission",
-    "submissions.change_submission",
-    "submissions.view_batch",
-    "submissions.view_problem",
-    "submissions.delete_problem",
-    "auth.view_user",
-    "auth.add_user",
-    "auth.change_user",
+    VIEW_SUBMISSION,
+    CHANGE_SUBMISSION,
+    VIEW_BATCH,
+    VIEW_PROBLEM,
+    DELETE_PROBLEM,
+    VIEW_USER,
+    ADD_USER,
+    CHANGE_USER,
     # Added by migration 0010: the activity trail, and unlocking accounts locked out by failed logins.
-    "submissions.view_activity",
-    "axes.view_accessattempt",
-    "axes.delete_accessattempt",
+    VIEW_ACTIVITY,
+    VIEW_ACCESS_ATTEMPT,
+    DELETE_ACCESS_ATTEMPT,
 ]
 
 PERMISSIONS = {VIEWER: _VIEW, SUBMITTER: _SUBMIT, TEAM_ADMIN: _ADMINISTER}
 
 
-def assign(user, role: str) -> None:
+def assign(user: Any, role: str) -> None:
     """Give a user a role, making the role first if it is missing (a flushed test database, say)."""
     from django.contrib.auth.models import Group, Permission
 

@@ -6,8 +6,9 @@ import pytest
 # Playwright's sync API runs an event loop in the test thread; Django's ORM must still be usable there.
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
-from submissions import roles  # noqa: E402
-from submissions.sandbox import SandboxServer  # noqa: E402
+from submissions import roles
+from submissions.sandbox import SandboxServer
+from tests.factories import Cast, make_member
 
 CHROMIUM_PATH = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -51,18 +52,21 @@ def sandbox(sandbox_server, settings):
 
 
 @pytest.fixture
-def user(django_user_model):
-    """A producer: the Submitter role."""
-    maria = django_user_model.objects.create_user(username="maria", password="dubbing-all-day")
-    roles.assign(maria, roles.SUBMITTER)
-    return maria
+def cast(db):
+    """The shared cast: one member per role and account kind (cast.viewer, cast.submitter, cast.team_admin,
+    cast.staff_team_admin, cast.superuser, cast.no_role), each made the first time a test asks."""
+    return Cast(made={})
 
 
 @pytest.fixture
-def other_user(django_user_model):
-    kenji = django_user_model.objects.create_user(username="kenji", password="dubbing-all-night")
-    roles.assign(kenji, roles.SUBMITTER)
-    return kenji
+def user(db):
+    """A producer: the Submitter role."""
+    return make_member("maria", role=roles.SUBMITTER)
+
+
+@pytest.fixture
+def other_user(db):
+    return make_member("kenji", role=roles.SUBMITTER, password="dubbing-all-night")
 
 
 @pytest.fixture
@@ -76,7 +80,7 @@ def logged_in_page(page, live_server, django_user_model):
     """A real Chromium page, logged in as a producer (the Submitter role)."""
     from playwright.sync_api import expect
 
-    roles.assign(django_user_model.objects.create_user("maria", password="dubbing-all-day"), roles.SUBMITTER)
+    make_member("maria", role=roles.SUBMITTER)
     page.goto(live_server.url + "/")
     expect(page).to_have_url(re.compile(r"/login/\?next=/$"))
     page.get_by_label("Username").fill("maria")

@@ -23,7 +23,7 @@ STORAGES = {
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-STATIC_ROOT = None  # nothing is collected in tests; WhiteNoise serves from the finders
+STATIC_ROOT = None  # type: ignore[assignment]  # nothing is collected in tests; WhiteNoise serves from the finders
 WHITENOISE_USE_FINDERS = True
 
 # A file, not Django's shared-cache in-memory database: there, concurrent writers fail at once with

@@ -3,7 +3,7 @@ control characters in titles and batch names. (The fingerprints are recomputed b
 
 from django.db import migrations, models
 
-import submissions.text
+import submissions.core.text
 
 
 class Migration(migrations.Migration):
@@ -26,7 +26,7 @@ class Migration(migrations.Migration):
         migrations.AlterField(
             model_name='batch',
             name='name',
-            field=models.CharField(max_length=200, validators=[submissions.text.refuse_control_characters]),
+            field=models.CharField(max_length=200, validators=[submissions.core.text.refuse_control_characters]),
         ),
         migrations.AlterField(
             model_name='problem',
@@ -36,6 +36,6 @@ class Migration(migrations.Migration):
         migrations.AlterField(
             model_name='submission',
             name='title',
-            field=models.CharField(blank=True, max_length=200, validators=[submissions.text.refuse_control_characters]),
+            field=models.CharField(blank=True, max_length=200, validators=[submissions.core.text.refuse_control_characters]),
         ),
     ]

@@ -2,7 +2,8 @@
 
 from django.core.management.base import BaseCommand, CommandError
 
-from submissions import chamelaion, tracking
+from submissions import chamelaion
+from submissions.tracking import imports
 
 
 class Command(BaseCommand):
@@ -10,7 +11,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         try:
-            report = tracking.import_external_jobs()
+            report = imports.import_external_jobs()
         except chamelaion.ChamelaionError as error:
             raise CommandError(error.user_message) from error
         self.stdout.write(

@@ -5,7 +5,7 @@ DubDash, run this command, then remove the old keys. Running it twice does no ha
 
 from django.core.management.base import BaseCommand, CommandError
 
-from submissions import credentials
+from submissions.apikey import keys
 
 
 class Command(BaseCommand):
@@ -13,8 +13,8 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         try:
-            rotated = credentials.rotate_encryption()
-        except credentials.CredentialError as exc:
+            rotated = keys.rotate_encryption()
+        except keys.CredentialError as exc:
             raise CommandError(str(exc)) from None
         if rotated:
             self.stdout.write(

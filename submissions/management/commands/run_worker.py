@@ -10,7 +10,8 @@ from django.conf import settings
 from django.core.management.base import BaseCommand
 from django.db import close_old_connections, connection
 
-from submissions import outbox, tracking
+from submissions.outbox import worker as outbox
+from submissions.tracking import services as tracking
 
 logger = logging.getLogger("submissions.worker")
 MAX_BACKOFF_SECONDS = 120.0

@@ -9,7 +9,7 @@ import time
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
-from submissions.chamelaion import is_sandbox_mode
+from submissions.apikey.clients import is_sandbox_mode
 
 
 class Command(BaseCommand):

@@ -1,0 +1,25 @@
+"""Deployment-wide problems (key rejected, quota used up, unreachable) in the admin."""
+
+
+from django.contrib import admin
+
+from submissions.models import Problem, Submission
+
+State = Submission.State
+
+
+# --- The Chamelaion API key -------------------------------------------------------------------------------
+# Appended as its own section; the imports are kept here with it.
+
+
+
+# --- Problems -----------------------------------------------------------------------------------------
+
+
+@admin.register(Problem)
+class ProblemAdmin(admin.ModelAdmin):
+    list_display = ("code", "message", "pauses_polling", "since", "last_seen")
+    readonly_fields = ("code", "message", "pauses_polling", "since", "last_seen")
+
+    def has_add_permission(self, request):
+        return False  # raised by DubDash itself; deleting one dismisses it until it happens again

@@ -1,0 +1,103 @@
+"""Batches: one source video in many languages, saved together, then sent within the rate budget;
+and "Retry the failed ones"."""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from submissions.core import activity
+from submissions.core.reference_ids import new_reference_id
+from submissions.jobs.services import (
+    INPUT_FIELDS,
+    ReferenceIdTaken,
+    _reopen,
+    create_submission,
+)
+from submissions.models import (
+    Batch,
+    Submission,
+    inputs_fingerprint,
+)
+from submissions.outbox.sending import send_while_room
+from submissions.team import limits
+
+logger = logging.getLogger(__name__)
+State = Submission.State
+
+
+def create_batch(*, user: Any, name: str, rows: list[dict[str, Any]]) -> Batch:
+    """One batch, one saved submission per row (each row: the create_submission fields), all waiting to
+    send; then as many are sent at once as the rate budget has room for, the rest by the worker."""
+    batch, submissions = save_batch(user=user, name=name, rows=rows)
+    send_while_room(submissions)
+    return batch
+
+
+def save_batch(*, user: Any, name: str, rows: list[dict[str, Any]]) -> tuple[Batch, list[Submission]]:
+    """Save the batch and its submissions in one transaction (the caller's, if it has one); send nothing."""
+    now = timezone.now()
+    try:
+        with transaction.atomic():
+            limits.check_monthly_limit(user=user, adding=len(rows))
+            batch = Batch.objects.create(name=name, created_by=user, created_at=now)
+            submissions = Submission.objects.bulk_create(
+                Submission(
+                    created_by=user,
+                    batch=batch,
+                    created_at=now,
+                    next_attempt_at=now,
+                    inputs_fingerprint=inputs_fingerprint(**{name: row.get(name, False) for name in INPUT_FIELDS}),
+                    **{**row, "reference_id": row.get("reference_id") or new_reference_id()},
+                )
+                for row in rows
+            )
+            activity.record(actor=user, verb=activity.Verb.SUBMITTED, batch=batch, details=f"Batch of {len(submissions)} jobs")  # activity trail: one entry per batch
+    except IntegrityError as exc:
+        raise ReferenceIdTaken("") from exc
+    return batch, submissions
+
+
+def retry_failed(*, batch: Batch, user: Any) -> int:
+    """"Retry the failed ones": what could not be sent goes back in the outbox; a job Chamelaion failed (or
+    lost) is sent again as a new job, linked to the old one, which stays in the history.
+
+    All or nothing: every monthly limit involved is checked for the whole retry before anything changes,
+    so a limit reached half way never leaves half the batch retried (MonthlyLimitReached, nothing done)."""
+    with transaction.atomic():
+        # One retry of a batch at a time: a double click's second retry then finds nothing left to retry.
+        Batch.objects.select_for_update().filter(pk=batch.pk).values_list("pk").get()
+        unsent = list(batch.submissions.filter(state=State.SEND_FAILED).select_related("created_by").order_by("pk"))
+        finished_badly = list(
+            batch.submissions.filter(state__in=[State.FAILED, State.MISSING], retried_as__isnull=True)
+            .exclude(video_url="")
+            .order_by("pk")
+        )
+        # Each job counts for its owner: a job sent again stays its submitter's, a new take is the retrier's.
+        adding = Counter(job.created_by for job in unsent if job.created_by_id is not None)
+        if finished_badly:
+            adding[user] += len(finished_badly)
+        for owner, count in sorted(adding.items(), key=lambda item: item[0].pk):  # locks in one order: no deadlock
+            limits.check_monthly_limit(user=owner, adding=count, actor=user)
+        retried = [job for job in unsent if _reopen(submission=job, changes=None) is not None]
+        for failed in finished_badly:
+            retried.append(
+                create_submission(
+                    user=user,
+                    video_url=failed.video_url,
+                    audio_url=failed.audio_url,
+                    disable_active_speaker_detection=failed.disable_active_speaker_detection,
+                    target_language=failed.target_language,
+                    title=failed.title,
+                    batch=batch,
+                    retry_of=failed,
+                )
+            )
+        if retried:
+            activity.record(actor=user, verb=activity.Verb.RETRIED, batch=batch, details=f"{len(retried)} failed jobs sent again")  # activity trail
+    send_while_room(retried)
+    return len(retried)

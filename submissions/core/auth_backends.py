@@ -1,0 +1,59 @@
+"""Django's ModelBackend, reading a user's permissions in one small query instead of two.
+
+Every page asks for them (navigation, buttons, the server-side checks). ModelBackend reads the user's own
+permissions and their groups' permissions in two ORM queries, whose compilation costs more than the
+database's answer (1.1 ms against 0.36 ms here, on PostgreSQL). This backend reads both in one plain SQL
+statement over Django's own auth tables. As in ModelBackend the answer is kept on the user object for one
+request only, so a role a team admin changes applies from the member's next request."""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.contrib.auth.backends import ModelBackend
+from django.contrib.auth.models import Permission
+from django.contrib.contenttypes.models import ContentType
+from django.db import connection
+
+
+class ModelBackendOneQuery(ModelBackend):
+    def get_all_permissions(self, user_obj: Any, obj: Any = None) -> set[str]:
+        if not user_obj.is_active or user_obj.is_anonymous or obj is not None:
+            return set()
+        if user_obj.is_superuser:
+            return super().get_all_permissions(user_obj, obj)  # every permission there is: nothing to merge
+        if not hasattr(user_obj, "_perm_cache"):
+            with connection.cursor() as cursor:
+                cursor.execute(_permissions_sql(), [user_obj.pk, user_obj.pk])
+                user_obj._perm_cache = {f"{app_label}.{codename}" for app_label, codename in cursor.fetchall()}
+        return user_obj._perm_cache
+
+
+@functools.cache
+def _permissions_sql() -> str:
+    # Table and column names from the models, so a swapped user model or renamed tables still work.
+    user = get_user_model()
+    quote = connection.ops.quote_name
+    own = user.user_permissions.through._meta
+    membership = user.groups.through._meta
+    granted = Permission.group_set.through._meta
+
+    def column(meta, field: str) -> str:
+        return quote(meta.get_field(field).column)
+
+    user_field = user.user_permissions.field.m2m_field_name()
+    group_field = user.groups.field.m2m_reverse_field_name()
+    # Only table and column names from Django's own models, quoted by the backend, go into the text; the
+    # user's id is a bound parameter.
+    return (
+        f"SELECT ct.{quote('app_label')}, p.{quote('codename')} "  # noqa: S608 - identifiers from model metadata
+        f"FROM {quote(Permission._meta.db_table)} p "
+        f"JOIN {quote(ContentType._meta.db_table)} ct ON ct.{quote('id')} = p.{quote('content_type_id')} "
+        f"WHERE p.{quote('id')} IN ("
+        f"SELECT {column(own, 'permission')} FROM {quote(own.db_table)} WHERE {column(own, user_field)} = %s "
+        f"UNION SELECT g.{column(granted, 'permission')} FROM {quote(granted.db_table)} g "
+        f"JOIN {quote(membership.db_table)} m ON m.{column(membership, group_field)} = g.{column(granted, 'group')} "
+        f"WHERE m.{column(membership, user.groups.field.m2m_field_name())} = %s)"
+    )

@@ -1,0 +1,35 @@
+"""The one place a submission's state changes: a guarded, conditional UPDATE."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from typing import Any
+
+from django.db.models import Q
+
+from submissions.models import (
+    Submission,
+)
+
+logger = logging.getLogger(__name__)
+State = Submission.State
+
+
+def transition(
+    submission: Submission, *, expected: str | Iterable[str], guard: Q | None = None, **fields: Any
+) -> bool:
+    """The one place a submission's state changes: a conditional UPDATE on the state it expects (and an
+    optional extra guard), so a process holding a stale copy cannot overwrite what another wrote meanwhile.
+    On success the instance is updated too; otherwise it is reloaded."""
+    expected_states = [expected] if isinstance(expected, str) else list(expected)
+    rows = Submission.objects.filter(pk=submission.pk, state__in=expected_states)
+    if guard is not None:
+        rows = rows.filter(guard)
+    changed = rows.update(**fields)
+    if changed:
+        for name, value in fields.items():
+            setattr(submission, name, value)
+    else:
+        submission.refresh_from_db()
+    return bool(changed)

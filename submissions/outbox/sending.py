@@ -1,0 +1,245 @@
+"""Sending one saved submission to Chamelaion, exactly once.
+
+Whoever sends it, a web request with room in the rate budget or a worker, first *claims* it with a
+conditional UPDATE, so only one process sends it. Every later state change goes through the guarded
+transition (submissions.core.states), so two processes never both win and a stale writer never
+overwrites fresh data.
+
+Exactly once: every job carries a unique reference_id. After a failure that may have created the job
+(timeout, dropped connection, 5xx), the next attempt first looks the job up by that id and adopts it;
+it sends again only once the job is proven absent after the settle time.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db.models import F
+from django.db.models.functions import Coalesce
+from django.utils import formats, timezone
+
+from submissions import chamelaion
+from submissions.apikey import clients
+from submissions.core import problems
+from submissions.core.reference_ids import REFERENCE_ID_CLASH, chose_reference_id
+from submissions.core.states import transition
+from submissions.models import (
+    Submission,
+    settle_time,
+    stuck_sending_time,
+)
+from submissions.outbox import ratelimit
+from submissions.tracking import snapshots
+
+logger = logging.getLogger(__name__)
+State = Submission.State
+
+
+def send_while_room(submissions: list[Submission]) -> None:
+    """Send from this request as many as the budget has room for now; the worker sends the rest in turn."""
+    for submission in submissions:
+        if send_if_room(submission=submission).state == State.PENDING and not submission.last_error:
+            break
+
+
+def send_if_room(*, submission: Submission) -> Submission:
+    if problems.sending_paused() or ratelimit.try_acquire() > 0:
+        return submission  # waiting to send: the worker's outbox takes it from here
+    return send_submission(submission=submission)
+
+
+# --- Sending -----------------------------------------------------------------------------------------
+
+
+def send_submission(*, submission: Submission) -> Submission:
+    """Send one saved submission now (the caller holds a slot of the rate budget). Returns it as stored
+    afterwards: sent (queued upstream), waiting to send (a retry is scheduled, or sending is paused), or
+    could not be sent, with `last_error` saying why in plain words."""
+    if not claim(submission):
+        submission.refresh_from_db()
+        return submission
+    return deliver(submission)
+
+
+def claim(submission: Submission) -> bool:
+    """Move the row to SENDING if it is due and nobody else is sending it. A row left in SENDING by a
+    process that died mid-send can be claimed again once it is stale; its outcome is then unknown, so
+    it is looked up before anything is sent."""
+    now = timezone.now()
+    unsent = Submission.objects.filter(pk=submission.pk, request_id__isnull=True)
+    claimed = unsent.filter(state=State.PENDING, next_attempt_at__lte=now).update(state=State.SENDING, send_attempts=F("send_attempts") + 1, last_attempt_at=now) or unsent.filter(
+        state=State.SENDING, last_attempt_at__lt=now - stuck_sending_time()
+    ).update(
+        # The dead process may have posted at its last attempt: settle from then.
+        outcome_unknown_since=Coalesce(F("outcome_unknown_since"), F("last_attempt_at")),
+        send_attempts=F("send_attempts") + 1,
+        last_attempt_at=now,
+    )
+    if claimed:
+        submission.refresh_from_db()
+    return bool(claimed)
+
+
+def deliver(submission: Submission) -> Submission:
+    """The claimed submission's one attempt: settle an uncertain earlier attempt, or POST it."""
+    client = clients.get_client()
+    uncertain = submission.send_outcome_unknown
+    if uncertain or chose_reference_id(submission.reference_id):
+        # After an uncertain attempt, a job found by its reference id is ours: adopt it. Before any attempt
+        # that may have arrived, no job of DubDash's can carry the id, so one found (only possible for an id
+        # a person chose) was made outside DubDash, and adopting it later would take a stranger for ours.
+        try:
+            found = client.find_by_reference_id(submission.reference_id)
+        except chamelaion.ChamelaionError as exc:
+            return _failed_attempt(submission, exc)
+        problems.clear_problems()  # the lookup answered: Chamelaion is reachable and the key works
+        if found is not None and uncertain:
+            return _mark_sent(submission, request_id=found.id, found=found)
+        if found is not None:
+            return _give_up(submission, message=REFERENCE_ID_CLASH.format(reference_id=submission.reference_id))
+    if uncertain:
+        settled_at = submission.outcome_unknown_since + settle_time()
+        if timezone.now() < settled_at:
+            return _wait(
+                submission,
+                until=settled_at,
+                message=(
+                    "Chamelaion has not confirmed whether the earlier attempt arrived. To be sure the job is not "
+                    f"sent twice, DubDash checks again at {_clock(settled_at)} before sending it."
+                ),
+            )
+        submission.outcome_unknown_since = None  # looked up after settling, not there: safe to send
+    posted_at = timezone.now()  # not the claim time: a slow lookup may have come first
+    # Written down before posting: if this process dies during the POST, whoever takes the row over
+    # settles from this moment. It replaces any older time (that attempt was just looked up and proven
+    # absent); a definite answer below overwrites it either way.
+    Submission.objects.filter(pk=submission.pk, state=State.SENDING).update(outcome_unknown_since=posted_at)
+    try:
+        request_id = _post(client, submission)
+    except chamelaion.ChamelaionError as exc:
+        if exc.may_have_reached_server:
+            submission.outcome_unknown_since = posted_at
+        return _failed_attempt(submission, exc)
+    problems.clear_problems(after_send=True)
+    return _mark_sent(submission, request_id=request_id)
+
+
+def _post(client: chamelaion.ChamelaionClient, submission: Submission) -> str:
+    if not submission.has_uploads:
+        return client.generate(
+            video_url=submission.video_url,
+            audio_url=submission.audio_url,
+            reference_id=submission.reference_id,
+            disable_active_speaker_detection=submission.disable_active_speaker_detection,
+        )
+    with submission.video_upload.open("rb") as video, submission.audio_upload.open("rb") as audio:
+        return client.generate_with_media(
+            video=video,
+            audio=audio,
+            video_name=_base_name(submission.video_upload.name),
+            audio_name=_base_name(submission.audio_upload.name),
+            reference_id=submission.reference_id,
+            disable_active_speaker_detection=submission.disable_active_speaker_detection,
+        )
+
+
+def _base_name(path: str) -> str:
+    return path.rsplit("/", 1)[-1]
+
+
+def discard_uploads(submission: Submission) -> None:
+    """Uploaded files are only kept while they may still have to be sent."""
+    if not submission.has_uploads:
+        return
+    for field in (submission.video_upload, submission.audio_upload):
+        if field:
+            field.delete(save=False)
+    Submission.objects.filter(pk=submission.pk).update(video_upload="", audio_upload="")
+
+
+def _failed_attempt(submission: Submission, error: chamelaion.ChamelaionError) -> Submission:
+    logger.warning("Sending submission %s failed: %s (%s)", submission.pk, type(error).__name__, error.detail)
+    problems.record_problem(error, while_polling=False)
+    now = timezone.now()
+    if isinstance(error, chamelaion.RateLimited):
+        ratelimit.hold_off(error.retry_after or settings.SEND_RETRY_BASE_SECONDS)
+    code = problems.problem_code(error)
+    if code is not None:
+        # Nothing about this job is wrong, and nothing was delivered: it waits, however long the fix takes.
+        return _wait(submission, until=now + problems.PROBLEM_RECHECK, message=f"Sending is paused: {error.user_message} {problems.PAUSED_UNTIL[code]}")
+    # Chamelaion refused it, or may have received it: this counts towards giving up, from the first such
+    # attempt (not from when the job was saved: it may have waited in line for an hour).
+    submission.failed_deliveries += 1
+    submission.first_failed_delivery_at = submission.first_failed_delivery_at or now
+    if not error.retryable:
+        return _give_up(submission, message=error.user_message)
+    if submission.failed_deliveries >= settings.SEND_MAX_ATTEMPTS or now - submission.first_failed_delivery_at > timedelta(
+        seconds=settings.SEND_MAX_AGE_SECONDS
+    ):
+        return _give_up(
+            submission,
+            message=f"{error.user_message} DubDash stopped retrying after {submission.failed_deliveries} attempts; "
+            "use Send again to try once more.",
+        )
+    until = now + _backoff(submission.failed_deliveries, asked=getattr(error, "retry_after", None))
+    if submission.send_outcome_unknown:
+        until = max(until, submission.outcome_unknown_since + settle_time())
+    return _wait(submission, until=until, message=f"{error.user_message} DubDash tries again by itself at {_clock(until)}.")
+
+
+def _backoff(attempts: int, *, asked: float | None) -> timedelta:
+    """Jittered exponential backoff (half to full of base × 2^(n-1), capped), never sooner than asked.
+    `attempts` counts failed deliveries: probes during an outage must not grow the wait (nor overflow it)."""
+    exponent = min(max(0, attempts - 1), 62)  # 2.0 ** 1024 overflows; the cap is reached long before 62
+    ceiling = min(settings.SEND_RETRY_MAX_SECONDS, settings.SEND_RETRY_BASE_SECONDS * 2**exponent)
+    return timedelta(seconds=max(random.uniform(ceiling / 2, ceiling), asked or 0))
+
+
+def _clock(moment: datetime) -> str:
+    return formats.time_format(timezone.localtime(moment), "H:i:s")
+
+
+def _mark_sent(
+    submission: Submission, *, request_id: str, found: chamelaion.LipsyncRequest | None = None
+) -> Submission:
+    """Record the request_id. A job found by reference_id may already be further along than queued."""
+    now = timezone.now()
+    fields = {"request_id": request_id, "sent_at": now, "last_error": "", "outcome_unknown_since": None}
+    fields.update(snapshots.upstream_fields(found) if found else {"state": State.QUEUED, "upstream_status": "queued"})
+    in_flight = fields["state"] in Submission.UPSTREAM_IN_FLIGHT
+    fields["next_poll_at"] = now + snapshots.poll_interval(timedelta(0)) if in_flight else None
+    transition(submission, expected=State.SENDING, **fields)
+    logger.info("Submission %s %s as request %s", submission.pk, "found upstream" if found else "sent", request_id)
+    discard_uploads(submission)
+    return submission
+
+
+def _wait(submission: Submission, *, until: datetime, message: str) -> Submission:
+    transition(
+        submission,
+        expected=State.SENDING,
+        state=State.PENDING,
+        next_attempt_at=until,
+        last_error=message,
+        outcome_unknown_since=submission.outcome_unknown_since,
+        failed_deliveries=submission.failed_deliveries,
+        first_failed_delivery_at=submission.first_failed_delivery_at,
+    )
+    return submission
+
+
+def _give_up(submission: Submission, *, message: str) -> Submission:
+    """Could not be sent. Uploaded files are kept: "Send again" needs them; they go once it is sent."""
+    transition(
+        submission,
+        expected=State.SENDING,
+        state=State.SEND_FAILED,
+        last_error=message,
+        outcome_unknown_since=submission.outcome_unknown_since,
+        failed_deliveries=submission.failed_deliveries,
+        first_failed_delivery_at=submission.first_failed_delivery_at,
+    )
+    return submission
