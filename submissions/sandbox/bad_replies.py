@@ -5,9 +5,6 @@ sending a NUL byte, a control character, a lone surrogate or a text of any lengt
 a job's correct reply into one such reply, on GET /v1/lipsync/requests/{id} and on the list alike; the
 job itself (and `SandboxServer.jobs()`, the test's view of the truth) is unchanged.
 
-Also here: dot segments in request paths, resolved the way HTTP servers and clients do, so the sandbox
-is as deaf to a path like `/requests/..` as a real server behind a real client is.
-
 Pure standard library, like the rest of the sandbox.
 """
 
@@ -15,7 +12,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from typing import Any
-from urllib.parse import unquote
 
 EVERY_JOB = "*"  # a `bad_replies` key that applies to every job without a key of its own
 
@@ -119,22 +115,3 @@ def spoil(data: dict[str, Any], bad_replies: Mapping[str, str]) -> dict[str, Any
     KINDS[kind](spoiled)
     return spoiled
 
-
-def resolve_dot_segments(path: str) -> str:
-    """`path` with "." and ".." segments resolved as RFC 3986 (5.2.4) says, percent-encoded ones too:
-    urllib3 removes them before sending, and servers such as Go's ServeMux decode then clean the path,
-    so a job id of ".." can never reach the route that would look it up."""
-    segments = path.split("/")
-    kept: list[str] = []
-    for index, segment in enumerate(segments):
-        decoded = unquote(segment)
-        last = index == len(segments) - 1
-        if decoded == "..":
-            if len(kept) > 1:
-                kept.pop()
-        elif decoded != ".":
-            kept.append(segment)
-            continue
-        if last:
-            kept.append("")  # "/a/b/.." is the folder "/a/", with its slash
-    return "/".join(kept) or "/"

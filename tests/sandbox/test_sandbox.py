@@ -24,7 +24,13 @@ from urllib.parse import quote, urlsplit
 
 import pytest
 
-from submissions.sandbox import DEMO_TOKEN, QUOTA_USED_UP_TOKEN, REVOKED_TOKEN, Faults, SandboxServer
+from submissions.sandbox import (
+    DEMO_TOKEN,
+    QUOTA_USED_UP_TOKEN,
+    REVOKED_TOKEN,
+    Faults,
+    SandboxServer,
+)
 from submissions.sandbox.server import MEDIA_DIR
 
 GENERATE = "/api/v1/lipsync/generate"
@@ -863,7 +869,7 @@ def test_concurrent_clients(sb):
                 response.read()
                 if response.status != 200:
                     failures.append(str(response.status))
-        except Exception as error:  # noqa: BLE001 - report, don't hide
+        except Exception as error:
             failures.append(repr(error))
         finally:
             conn.close()
