@@ -13,7 +13,9 @@ run: $(STAMP)
 	$(PY) manage.py ensure_admin
 	$(PY) manage.py rundev
 
-# Both databases at once, each on its own core; each suite's output is printed whole when it ends.
+# Both databases at once, each suite over two processes (pytest-xdist) so that a test waiting on a worker
+# process or the browser leaves the cores to the others; each suite's output is printed whole when it ends.
+PYTEST_ARGS ?= -n 2
 test: $(STAMP) chromium
 	$(MAKE) --no-print-directory -j2 --output-sync=target test-sqlite test-postgres
 

@@ -27,7 +27,8 @@ from django.urls import include, path
 from django.utils import timezone
 
 from submissions import roles
-from submissions.models import Batch, Submission, inputs_fingerprint
+from submissions.jobs.fingerprints import inputs_fingerprint
+from submissions.models import Batch, Submission
 
 JOBS = 100_000
 MEMBERS = 20
@@ -59,7 +60,7 @@ def seed() -> tuple[list, list[Submission]]:
     User = get_user_model()
     members = []
     for n in range(MEMBERS):
-        member = User.objects.create_user(username=f"member{n:02d}", password="bench")
+        member = User.objects.create_user(username=f"member{n:02d}", password="bench")  # noqa: S106 - a throw-away benchmark database
         roles.assign(member, roles.TEAM_ADMIN if n == 0 else roles.SUBMITTER)
         members.append(member)
     members[0].is_staff = True
@@ -180,5 +181,6 @@ def run() -> list[tuple]:
         if name == "admin changelist":
             out.append((name, "p95", f"{p95:.0f} ms", f"< {MAX_ADMIN_P95_MS:g} ms", p95 < MAX_ADMIN_P95_MS))
         target = name.startswith("team history") or name == "job detail"
-        out.append((name, "SQL queries", str(queries), f"<= {MAX_QUERIES}" if target else "", queries <= MAX_QUERIES if target else None))
+        goal, met = (f"<= {MAX_QUERIES}", queries <= MAX_QUERIES) if target else ("", None)
+        out.append((name, "SQL queries", str(queries), goal, met))
     return out

@@ -58,7 +58,8 @@ def lockout_response(request, original_response=None, credentials=None):
     happened and what to do, with 429 Too Many Requests."""
     cool_off = settings.AXES_COOLOFF_TIME
     minutes = int(cool_off.total_seconds() // 60) if cool_off else None
-    return render(request, "registration/lockout.html", {"minutes": minutes}, status=getattr(settings, "AXES_HTTP_RESPONSE_CODE", 429))  # axes fills in its default
+    status = getattr(settings, "AXES_HTTP_RESPONSE_CODE", 429)  # axes fills in its own default
+    return render(request, "registration/lockout.html", {"minutes": minutes}, status=status)
 
 
 def client_ip_address(request) -> str | None:

@@ -144,7 +144,7 @@ SECURE_REFERRER_POLICY = "same-origin"
 # admin under "Access attempts"). Every attempt during a lockout, right or wrong, restarts the wait.
 AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",  # first: refuses a locked-out pair before the password is checked
-    "submissions.core.auth_backends.ModelBackendOneQuery",  # Django's ModelBackend, permissions in one query
+    "submissions.auth_backends.ModelBackendOneQuery",  # Django's ModelBackend, permissions in one query
 ]
 AXES_FAILURE_LIMIT = env.non_negative_int("AXES_FAILURE_LIMIT", default=5)
 if AXES_FAILURE_LIMIT < 1:

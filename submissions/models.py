@@ -1,7 +1,7 @@
 import functools
-import hashlib
 import re
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -12,7 +12,6 @@ from django.utils import timezone
 from django.utils.deconstruct import deconstructible
 
 from submissions.core.text import refuse_control_characters
-from submissions.core.urlnorm import normalise_url
 
 # Chamelaion's failure messages, said so that a producer knows what to do next.
 FAILURE_EXPLANATIONS = {
@@ -40,14 +39,6 @@ def _state_labels() -> dict[str, str]:
     return {state.value: str(state.label) for state in Submission.State}
 
 
-def inputs_fingerprint(video_url: str, audio_url: str, disable_active_speaker_detection: bool) -> str:
-    """The same video, audio and options, however the URLs were written (#fragment, HTTP://, :443, /./)."""
-    if not (video_url and audio_url):
-        return ""
-    video, audio = normalise_url(video_url), normalise_url(audio_url)
-    return hashlib.sha256(f"{video}\n{audio}\n{disable_active_speaker_detection}".encode()).hexdigest()
-
-
 def settle_time() -> timedelta:
     """How long a request that timed out may still be creating its job upstream. Until then, not finding
     the job by reference_id does not prove it will never exist."""
@@ -58,6 +49,18 @@ def stuck_sending_time() -> timedelta:
     """A send still running after this long belongs to a process that died: a live one gives up after a
     lookup and a POST, each bounded by the timeouts."""
     return timedelta(seconds=2 * (settings.CHAMELAION_CONNECT_TIMEOUT + settings.CHAMELAION_READ_TIMEOUT) + 5)
+
+
+def stuck_sending_before(now: datetime | None = None) -> datetime:
+    """A send whose last attempt began before this moment is stuck (see stuck_sending)."""
+    return (now or timezone.now()) - stuck_sending_time()
+
+
+def stuck_sending(*, now: datetime | None = None) -> models.Q:
+    """The one rule for a send left behind by a process that died: still SENDING, its last attempt begun
+    longer than stuck_sending_time() ago. The outbox claims such a row again (and its selector finds it),
+    and a person may send it again; Submission.is_stuck_sending is the same rule for one instance."""
+    return models.Q(state=Submission.State.SENDING, last_attempt_at__lt=stuck_sending_before(now))
 
 
 # The reference ids DubDash makes when nobody chooses one: random, so no job outside DubDash holds one.
@@ -97,6 +100,11 @@ class JobLabels:
     """What the pages say about a job, from its target_language, state and upstream_status. Shared by
     Submission and the history's light rows (selectors.HistoryRow), which skip building model instances."""
 
+    if TYPE_CHECKING:  # provided by Submission's fields and HistoryRow's attributes
+        target_language: str
+        state: str
+        upstream_status: str
+
     @property
     def language_name(self) -> str:
         return _language_names().get(self.target_language, self.target_language)
@@ -112,6 +120,28 @@ class JobLabels:
     def is_in_flight(self) -> bool:
         """Still changing: the pages keep refreshing while this is true."""
         return self.state in Submission.UPSTREAM_IN_FLIGHT or self.state in (Submission.State.PENDING, Submission.State.SENDING)
+
+    # The states the pages speak of by name, so no template compares raw state strings.
+    @property
+    def is_waiting_to_send(self) -> bool:
+        return self.state == Submission.State.PENDING
+
+    @property
+    def is_cancelled(self) -> bool:
+        return self.state == Submission.State.CANCELLED
+
+    @property
+    def is_completed(self) -> bool:
+        return self.state == Submission.State.COMPLETED
+
+    @property
+    def failed_at_chamelaion(self) -> bool:
+        """Chamelaion could not make the video (not: DubDash could not send it, which is SEND_FAILED)."""
+        return self.state == Submission.State.FAILED
+
+    @property
+    def is_missing(self) -> bool:
+        return self.state == Submission.State.MISSING
 
 
 class Submission(JobLabels, models.Model):
@@ -142,7 +172,8 @@ class Submission(JobLabels, models.Model):
     audio_url = models.URLField(max_length=URL_MAX_LENGTH, blank=True)
     disable_active_speaker_detection = models.BooleanField(default=False)
     # The same video, audio and options sent before may be a costly mistake: this finds them fast (URLs
-    # are too long to index themselves). Blank for uploads, which have no URL to compare.
+    # are too long to index themselves). Blank for uploads, which have no URL to compare. Set by whatever
+    # saves the job or edits its inputs, with submissions.jobs.fingerprints.fingerprint_of.
     inputs_fingerprint = models.CharField(max_length=64, blank=True, db_index=True)
     # Local files to send with generate-with-media instead of URLs. Kept (never served) until the job is
     # sent or given up, then deleted.
@@ -218,10 +249,6 @@ class Submission(JobLabels, models.Model):
     def __str__(self) -> str:
         return self.title or self.reference_id or self.request_id or f"Submission {self.pk}"
 
-    def save(self, *args, **kwargs):
-        self.inputs_fingerprint = inputs_fingerprint(self.video_url, self.audio_url, self.disable_active_speaker_detection)
-        super().save(*args, **kwargs)
-
     def get_absolute_url(self) -> str:
         return reverse("submissions:detail", args=[self.pk])
 
@@ -235,10 +262,11 @@ class Submission(JobLabels, models.Model):
 
     @property
     def is_stuck_sending(self) -> bool:
+        # stuck_sending(), for this one instance
         return (
             self.state == self.State.SENDING
             and self.last_attempt_at is not None
-            and timezone.now() - self.last_attempt_at > stuck_sending_time()
+            and self.last_attempt_at < stuck_sending_before()
         )
 
     @property
@@ -251,15 +279,16 @@ class Submission(JobLabels, models.Model):
         """Only http(s) links become players and download links: never javascript: or data: URLs."""
         return self.output_url if self.output_url.lower().startswith(("https://", "http://")) else ""
 
-    def timeline(self) -> list[tuple[str, object, object]]:
+    def timeline(self) -> list[tuple[str, datetime, timedelta | None]]:
         """(step, when, time since the step before) for the steps this job has reached."""
-        steps = [
+        steps: list[tuple[str, datetime | None]] = [
             ("Submitted", self.created_at),
             ("Sent to Chamelaion", self.sent_at),
             ("Started", self.started_at),
             ("Finished" if self.state != self.State.FAILED else "Failed", self.finished_at),
         ]
-        reached, previous = [], None
+        reached: list[tuple[str, datetime, timedelta | None]] = []
+        previous: datetime | None = None
         for label, moment in steps:
             if moment is None:
                 continue
@@ -325,6 +354,9 @@ class RateBudget(models.Model):
     compare-and-set, so concurrent processes never both take the same slot."""
 
     theoretical_arrival = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"Rate budget: next slot at {self.theoretical_arrival:%Y-%m-%d %H:%M:%S}"
 
 
 class CsvUpload(models.Model):
@@ -398,7 +430,7 @@ class Activity(models.Model):
         indexes = [models.Index(fields=["submission", "-at"], name="activity_submission_recent")]
 
     def __str__(self) -> str:
-        who = self.actor.get_username() if self.actor_id else "DubDash"
+        who = self.actor.get_username() if self.actor_id is not None and self.actor is not None else "DubDash"
         return f"{who} {self.get_verb_display().lower()}"
 
 

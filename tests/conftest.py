@@ -9,6 +9,7 @@ os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 from submissions import roles
 from submissions.sandbox import SandboxServer
 from tests.factories import Cast, make_member
+from tests.fakes import fake_chamelaion  # noqa: F401 - a fixture: pytest finds it here, for every test
 
 CHROMIUM_PATH = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
 CHROMIUM_ARGS = [

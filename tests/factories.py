@@ -10,6 +10,7 @@ from django.contrib.auth import get_user_model
 
 from submissions import roles
 from submissions.core.reference_ids import new_reference_id
+from submissions.jobs.fingerprints import fingerprint_of
 from submissions.models import Submission
 
 PASSWORD = "dubbing-all-day"
@@ -54,11 +55,14 @@ class Cast:
 
 
 def make_submission(user: Any, **fields: Any) -> Submission:
-    """A saved submission with plausible inputs; any field can be overridden."""
+    """A saved submission with plausible inputs; any field can be overridden. Its inputs fingerprint is
+    computed as the services compute it (unless given), so the duplicate guard finds it."""
     defaults = {
         "video_url": "https://cdn.example.com/episode-1.mp4",
         "audio_url": "https://cdn.example.com/episode-1-de.wav",
         # As DubDash makes them when nobody chooses one (a chosen id is looked up before its first send).
         "reference_id": new_reference_id(),
     }
-    return Submission.objects.create(created_by=user, **{**defaults, **fields})
+    chosen = {**defaults, **fields}
+    chosen.setdefault("inputs_fingerprint", fingerprint_of(chosen))
+    return Submission.objects.create(created_by=user, **chosen)

@@ -15,7 +15,7 @@ os.environ.update(
     }
 )
 
-from dubdash.settings import *  # noqa: E402,F403
+from dubdash.settings import *  # noqa: F403
 
 # No collectstatic before tests: serve static files from the source folders.
 STORAGES = {

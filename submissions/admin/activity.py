@@ -1,17 +1,9 @@
 """The activity trail in the admin: read only, filterable by who did what."""
 
-
 from django.contrib import admin
 
-from submissions.models import Activity, Submission
-
-State = Submission.State
-
-
-# --- The Chamelaion API key -------------------------------------------------------------------------------
-# Appended as its own section; the imports are kept here with it.
-
 from submissions.admin.submissions import ActorFilter
+from submissions.models import Activity
 
 # --- Activity trail -----------------------------------------------------------------------------------
 

@@ -1,23 +1,14 @@
 """The stored API key in the admin: set or clear it (encrypted), never shown again."""
 
-
+from django import forms
 from django.contrib import admin
+from django.utils.decorators import method_decorator
+from django.views.decorators.debug import sensitive_post_parameters
 
 from submissions import roles
-from submissions.models import Submission
-
-State = Submission.State
-
-
-# --- The Chamelaion API key -------------------------------------------------------------------------------
-# Appended as its own section; the imports are kept here with it.
-from django import forms  # noqa: E402
-from django.utils.decorators import method_decorator  # noqa: E402
-from django.views.decorators.debug import sensitive_post_parameters  # noqa: E402
-
 from submissions.apikey import keys
 from submissions.apikey.forms import ApiKeyField
-from submissions.models import ApiCredential  # noqa: E402
+from submissions.models import ApiCredential
 
 
 class ApiCredentialForm(forms.ModelForm):
@@ -32,7 +23,7 @@ class ApiCredentialForm(forms.ModelForm):
 
     class Meta:
         model = ApiCredential
-        fields = []  # every column is derived from the key by keys.store_api_key
+        fields: list[str] = []  # every column is derived from the key by keys.store_api_key
 
     def clean(self):
         if not keys.encryption_configured():

@@ -1,21 +1,13 @@
 """Batches in the admin, with their jobs' progress."""
 
-
 from django.contrib import admin
 from django.db.models import Count, IntegerField, OuterRef, Subquery
 from django.db.models.functions import Coalesce
 from django.urls import reverse
 from django.utils.html import format_html
 
-from submissions.models import Batch, Submission
-
-State = Submission.State
-
-
-# --- The Chamelaion API key -------------------------------------------------------------------------------
-# Appended as its own section; the imports are kept here with it.
-
 from submissions.admin.submissions import BatchFilter, MemberFilter
+from submissions.models import Batch, Submission
 
 # --- Batches ------------------------------------------------------------------------------------------
 

@@ -1,15 +1,17 @@
 """Django admin for the people who look after DubDash: jobs, batches, the activity trail and problems.
 
 Actions call the same services as the pages (refresh, send again, cancel), so the rules and the activity
-trail are the same whichever way a job is handled. Edits are kept in Django's LogEntry ("Changed Title and
-Target language.") and noted in the activity trail. Every list is one query for its rows, whatever the
+trail are the same whichever way a job is handled. Adding and editing go through services too
+(submissions.jobs.edit_services), which note them in the activity trail; Django's LogEntry keeps the edit
+as well ("Changed Title and Target language."). Every list is one query for its rows, whatever the
 page size: related objects come with list_select_related, counts with an annotation.
 """
 
-from collections import Counter
+import json
 
 from django.conf import settings
 from django.contrib import admin, messages
+from django.contrib.admin.models import LogEntry
 from django.db import models
 from django.db.models import Q
 from django.http import HttpResponseRedirect
@@ -19,25 +21,17 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.views.decorators.http import require_POST
 
-from submissions import roles
-from submissions.models import (
-    Batch,
-    Submission,
-    inputs_fingerprint,
-    stuck_sending_time,
-)
-
-State = Submission.State
-
-
-# --- The Chamelaion API key -------------------------------------------------------------------------------
-# Appended as its own section; the imports are kept here with it.
-
-from submissions import chamelaion
-from submissions.core import activity, paging, states
+from submissions import chamelaion, roles
+from submissions.core import activity, paging
+from submissions.jobs import edit_services
 from submissions.jobs import services as job_services
+from submissions.models import Batch, Submission
+from submissions.outbox import selectors as outbox_selectors
 from submissions.team import limits
 from submissions.tracking import imports, refresh
+
+State = Submission.State
+TIMES = "\N{MULTIPLICATION SIGN}"  # as in "3 (times) Checked just now: completed."
 
 UPSTREAM_FIELDS = (
     "state",
@@ -56,8 +50,8 @@ UPSTREAM_FIELDS = (
     "sent_at",
     "last_synced_at",
 )
-INPUT_FIELDS = ("created_by", "video_url", "audio_url", "disable_active_speaker_detection", "reference_id")
-ALWAYS_READ_ONLY = UPSTREAM_FIELDS + ("batch", "is_external", "activity_trail")
+INPUT_FIELDS = edit_services.INPUT_FIELDS
+ALWAYS_READ_ONLY = (*UPSTREAM_FIELDS, "batch", "is_external", "activity_trail")
 # "Refresh status now" asks Chamelaion once per job, inside the admin's request: a few dozen at most. The
 # worker keeps every job up to date anyway.
 REFRESH_ACTION_LIMIT = 50
@@ -111,11 +105,12 @@ class BatchFilter(admin.SimpleListFilter):
     parameter_name = "batch"
 
     def lookups(self, request, model_admin):
-        choices = [(str(pk), name) for pk, name in Batch.objects.order_by("-created_at", "-id").values_list("pk", "name")[:BATCH_FILTER_CHOICES]]
+        newest = Batch.objects.order_by("-created_at", "-id").values_list("pk", "name")[:BATCH_FILTER_CHOICES]
+        choices = [(str(pk), name) for pk, name in newest]
         chosen = paging.as_id(self.value())
         if chosen and str(chosen) not in {pk for pk, _ in choices}:
             choices += [(str(pk), name) for pk, name in Batch.objects.filter(pk=chosen).values_list("pk", "name")]
-        return choices + [(NO_VALUE, "No batch")]
+        return [*choices, (NO_VALUE, "No batch")]
 
     def queryset(self, request, queryset):
         value = self.value()
@@ -217,7 +212,7 @@ class SubmissionAdmin(admin.ModelAdmin):
 
     def get_urls(self):
         import_view = self.admin_site.admin_view(require_POST(self.import_external_jobs))
-        return [path("import/", import_view, name="submissions_submission_import")] + super().get_urls()
+        return [path("import/", import_view, name="submissions_submission_import"), *super().get_urls()]
 
     def import_external_jobs(self, request):
         if not self.has_add_permission(request):
@@ -241,44 +236,24 @@ class SubmissionAdmin(admin.ModelAdmin):
         # Once sent (or possibly sent), the inputs describe a real upstream job: editing them would make the
         # history lie.
         if obj is not None and not obj.can_cancel:
-            return INPUT_FIELDS + ALWAYS_READ_ONLY
+            return (*INPUT_FIELDS, *ALWAYS_READ_ONLY)
         return ALWAYS_READ_ONLY
 
     def save_model(self, request, obj, form, change):
-        """An edit writes only the fields the form changed, never the whole row: the worker may have
-        moved the job on meanwhile, and a full save would put back the state the form was loaded with.
-        Inputs change only while the job still waits to send, by the same conditional UPDATE as the
-        outbox's claim, so a job cannot be sent with one set of inputs and recorded with another."""
+        """The services write (edit_services: only the changed fields; inputs only while nothing has been
+        sent) and note it in the activity trail, with the summary Django's LogEntry keeps."""
         if not change:
-            super().save_model(request, obj, form, change)
+            edit_services.add_job(submission=obj, actor=request.user)
             return
-        fields = {name: getattr(obj, name) for name in form.changed_data}
-        if not fields:
-            return
-        if any(name in INPUT_FIELDS for name in fields):
-            fields["inputs_fingerprint"] = inputs_fingerprint(obj.video_url, obj.audio_url, obj.disable_active_speaker_detection)
-            saved = states.transition(
-                obj,
-                expected=State.PENDING,
-                guard=Q(request_id__isnull=True, outcome_unknown_since__isnull=True),
-                **fields,
-            )
-            if not saved:
-                request._submission_not_saved = True
-        else:
-            Submission.objects.filter(pk=obj.pk).update(**fields)
+        summary = LogEntry(change_message=json.dumps(self.construct_change_message(request, form, []))).get_change_message()
+        changes = {name: getattr(obj, name) for name in form.changed_data}
+        if not edit_services.edit_job(submission=obj, changes=changes, actor=request.user, summary=f"In admin: {summary}"):
+            request._submission_not_saved = True
 
     def log_change(self, request, obj, message):
         if getattr(request, "_submission_not_saved", False):
             return None
-        entry = super().log_change(request, obj, message)  # LogEntry: "Changed Title and Target language."
-        activity.record(actor=request.user, verb=activity.Verb.CHANGED, submission=obj, details=f"In admin: {entry.get_change_message()}")
-        return entry
-
-    def log_addition(self, request, obj, message):
-        entry = super().log_addition(request, obj, message)
-        activity.record(actor=request.user, verb=activity.Verb.SUBMITTED, submission=obj, details="Added in admin; sent by the outbox")
-        return entry
+        return super().log_change(request, obj, message)  # LogEntry: "Changed Title and Target language."
 
     def response_change(self, request, obj):
         if getattr(request, "_submission_not_saved", False):
@@ -298,32 +273,22 @@ class SubmissionAdmin(admin.ModelAdmin):
 
     @admin.action(description="Refresh status now", permissions=["view"])
     def refresh_status(self, request, queryset):
-        selected = queryset.count()
-        asked = list(
-            queryset.filter(request_id__isnull=False, state__in=Submission.UPSTREAM_IN_FLIGHT).order_by("pk")[:REFRESH_ACTION_LIMIT]
-        )
-        outcomes = Counter()
-        for submission in asked:
-            outcome = refresh.refresh_now(submission=submission)
-            outcomes[outcome] += 1
-            activity.record(actor=request.user, verb=activity.Verb.REFRESHED, submission=submission, details=outcome)
-        parts = [f"Asked Chamelaion about {len(asked)}." if asked else "Asked Chamelaion about none."]
-        parts += [f"{count} × {outcome}" for outcome, count in outcomes.most_common()]
-        skipped = selected - len(asked)
-        if skipped:
+        report = refresh.refresh_selected(submissions=queryset, actor=request.user, limit=REFRESH_ACTION_LIMIT)
+        parts = [f"Asked Chamelaion about {report.asked}." if report.asked else "Asked Chamelaion about none."]
+        parts += [f"{count} {TIMES} {result.message}" for result, count in report.results.most_common()]
+        if report.skipped:
             parts.append(
-                f"Skipped {skipped}: not sent yet, already finished, or over {REFRESH_ACTION_LIMIT} at a time "
+                f"Skipped {report.skipped}: not sent yet, already finished, or over {REFRESH_ACTION_LIMIT} at a time "
                 "(the worker keeps those up to date)."
             )
-        self.message_user(request, " ".join(parts), messages.WARNING if skipped else messages.SUCCESS)
+        self.message_user(request, " ".join(parts), messages.WARNING if report.skipped else messages.SUCCESS)
 
     @admin.action(description="Send again (the ones that could not be sent)", permissions=["retry"])
     def send_again(self, request, queryset):
         selected = queryset.count()
-        stuck = Q(state=State.SENDING, last_attempt_at__lt=timezone.now() - stuck_sending_time())
         sent = failed = 0
         over_limit: list[str] = []
-        for submission in queryset.filter(Q(state=State.SEND_FAILED) | stuck).order_by("pk"):
+        for submission in outbox_selectors.sendable_again(queryset).order_by("pk"):
             try:
                 result = job_services.send_again(submission=submission, user=request.user)
             except limits.MonthlyLimitReached as exc:

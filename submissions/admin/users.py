@@ -34,9 +34,9 @@ def _refuse_unless_all_changeable(action):
     return guarded
 
 
-class OffersOnlyWhatTheActorMayGive:
+class OffersOnlyWhatTheActorMayGive(admin.ModelAdmin):
     """For a many-to-many an actor may only partly give (a user's groups, a group's permissions): the form
-    offers what members.py says they may give, and saving keeps what it did not offer instead of dropping it."""
+    offers what team/services.py says they may give, and saving keeps what it did not offer instead of dropping it."""
 
     offered_relation: str
 
@@ -77,7 +77,11 @@ class DubDashUserAdmin(OffersOnlyWhatTheActorMayGive, UserAdmin):
 
     def get_actions(self, request):
         actions = super().get_actions(request)
-        return {name: (_refuse_unless_all_changeable(func), name, text) for name, (func, _, text) in actions.items()}
+        return {
+            name: (_refuse_unless_all_changeable(action[0]), name, action[2])
+            for name, action in actions.items()
+            if action is not None
+        }
 
     def save_model(self, request, obj, form, change):
         if not request.user.is_superuser:

@@ -13,7 +13,7 @@ from submissions.chamelaion.client import ChamelaionClient, KeyUnusableClient
 
 # The token the sandbox accepts as a working key (submissions.sandbox.DEMO_TOKEN; a test keeps them equal).
 # Written here, not imported: web processes must not load the simulator.
-SANDBOX_TOKEN = "sandbox-demo-token"
+SANDBOX_TOKEN = "sandbox-demo-token"  # noqa: S105 - the sandbox's public demo token, not a secret
 
 
 def is_sandbox_mode() -> bool:

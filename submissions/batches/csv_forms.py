@@ -45,7 +45,8 @@ class CsvUploadForm(forms.Form):
         )
 
     def clean(self) -> dict[str, Any]:
-        cleaned = super().clean()
+        super().clean()
+        cleaned = self.cleaned_data
         if "file" in self.oversized:
             # Refused while arriving (over UPLOAD_MAX_BYTES), so it is missing: say why, not "choose a file".
             self.errors.pop("file", None)

@@ -56,8 +56,9 @@ def read_upload(uploaded_file: Any) -> str:
 def decode(data: bytes) -> str:
     if data.startswith(b"PK\x03\x04"):
         raise CsvFileError(
-            "This is an Excel workbook, not a CSV file. In Excel choose File › Save As › “CSV UTF-8 (Comma "
-            "delimited)” and upload that file."
+            # The angle quote Excel's menu paths are written with, named so it is not taken for a typo of ">".
+            "This is an Excel workbook, not a CSV file. In Excel choose File \N{SINGLE RIGHT-POINTING ANGLE QUOTATION MARK} "
+            "Save As \N{SINGLE RIGHT-POINTING ANGLE QUOTATION MARK} “CSV UTF-8 (Comma delimited)” and upload that file."
         )
     try:
         text = data.decode("utf-8-sig")  # strips the BOM Excel writes, if there is one
@@ -132,7 +133,7 @@ def _header_columns(values: list[str]) -> list[str | None]:
             "row. Add the header line and upload the file again."
         )
     problems = []
-    unknown = [value.strip() for value, name in zip(values, names) if name and name not in COLUMNS]
+    unknown = [value.strip() for value, name in zip(values, names, strict=True) if name and name not in COLUMNS]
     if unknown:
         problems.append(
             f"The header has {plural(len(unknown), 'column')} DubDash does not know: {_quoted(unknown)}. "

@@ -8,6 +8,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from django.conf import settings
+from django.forms.utils import ErrorDict
 
 from submissions.batches.csv_parse import (
     FALSE_WORDS,
@@ -44,7 +45,7 @@ class CsvRowForm(SubmissionForm):
             return super().clean_reference_id()
         return self.cleaned_data["reference_id"]
 
-    def check(self, data: dict[str, str]) -> tuple[dict[str, list[str]], dict[str, Any]]:
+    def check(self, data: dict[str, str]) -> tuple[ErrorDict, dict[str, Any]]:
         """(errors, cleaned data) of one row. One form serves the whole file, filled again for each row:
         building a form copies its fields (the list of languages), which for 5,000 rows takes seconds."""
         self.data, self.is_bound = data, True
@@ -59,7 +60,7 @@ def check_rows(table: Table) -> list[Row]:
     """Every row checked with the single-job form's rules; reference ids must also be unique in the file."""
     reference_ids = [values["reference_id"].strip() for _, values, _ in table.rows]
     lines_of = defaultdict(list)
-    for (line, _, _), reference_id in zip(table.rows, reference_ids):
+    for (line, _, _), reference_id in zip(table.rows, reference_ids, strict=True):
         if reference_id:
             lines_of[reference_id].append(line)
     taken = taken_reference_ids(lines_of)
@@ -77,7 +78,8 @@ def taken_reference_ids(candidates: Iterable[str]) -> set[str]:
     taken: set[str] = set()
     for start in range(0, len(candidates), 500):
         chunk = candidates[start : start + 500]
-        taken.update(Submission.objects.filter(reference_id__in=chunk).values_list("reference_id", flat=True))
+        found = Submission.objects.filter(reference_id__in=chunk).values_list("reference_id", flat=True)
+        taken.update(reference_id for reference_id in found if reference_id)
     return taken
 
 
@@ -103,7 +105,8 @@ def _check_row(
     errors, cleaned = form.check(data)
     columns = {"__all__": "", **{form_field: column for column, form_field in FORM_FIELD.items()}}
     for form_field, reasons in errors.items():
-        row.errors.extend((columns.get(form_field, form_field), reason) for reason in reasons)
+        # An ErrorList yields its messages (str() makes a translatable one plain text).
+        row.errors.extend((columns.get(form_field, form_field), str(reason)) for reason in reasons)
     reference_id = values["reference_id"].strip()
     others = [other for other in lines_of.get(reference_id, []) if other != line]
     if others and "reference_id" not in errors:

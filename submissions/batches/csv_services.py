@@ -68,7 +68,7 @@ def send_upload(*, upload: CsvUpload) -> Batch:
             )
         try:
             batch, submissions = batch_services.save_batch(
-                user=upload.created_by, name=batch_name_of(upload), rows=[row.job for row in rows]
+                user=upload.created_by, name=batch_name_of(upload), rows=[row.job for row in rows if row.job is not None]
             )
         except job_services.ReferenceIdTaken as exc:  # taken between the check and the insert: nothing was saved
             raise NotSendable(

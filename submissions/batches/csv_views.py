@@ -8,6 +8,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from submissions import roles
 from submissions.batches import csv_forms, csv_parse, csv_rows, csv_services
 from submissions.jobs import duplicates
+from submissions.models import Submission
 from submissions.team import limits
 from submissions.uploads import files as upload_files
 
@@ -44,7 +45,7 @@ def preview(request, pk: int):
         rows, file_error = [], str(exc)
     invalid = [row for row in rows if row.errors]
     errors = [(row.line, column, reason) for row in invalid for column, reason in row.errors]
-    duplicates, repeats = _duplicates(rows)
+    sent_before, repeats = _duplicates(rows)
     context = {
         "upload": upload,
         "batch_name": csv_services.batch_name_of(upload),
@@ -54,39 +55,38 @@ def preview(request, pk: int):
         "invalid_count": len(invalid),
         "errors": errors[:PREVIEW_ERRORS_LISTED],
         "more_errors": max(0, len(errors) - PREVIEW_ERRORS_LISTED),
-        "duplicates": duplicates,
+        "duplicates": sent_before,
         "repeats": repeats,
-        "asked_rows": len({line for line, _ in duplicates} | {line for line, _ in repeats}),
+        "asked_rows": len({line for line, _ in sent_before} | {line for line, _ in repeats}),
     }
     return render(request, "submissions/batches/csv_preview.html", context)
 
 
-def _duplicates(rows) -> tuple[list[tuple[int, list]], list[tuple[int, list[int]]]]:
+def _duplicates(rows) -> tuple[list[tuple[int, list[Submission]]], list[tuple[int, list[int]]]]:
     """What to ask about before sending, by spreadsheet line: the rows whose video, audio and options were
     sent before (with those submissions), and those another row of the file repeats (with its lines). Only
     for a file without errors: an invalid row has no job to compare."""
     if any(row.errors for row in rows):
         return [], []
-    jobs = [row.job for row in rows]
-    sent_before = [(rows[index].line, earlier) for index, earlier in duplicates.earlier_submissions_of_jobs(jobs)]
-    repeated = [(rows[index].line, [rows[other].line for other in others]) for index, others in duplicates.repeats_within(jobs)]
-    return sent_before, repeated
+    found = duplicates.duplicates_to_confirm(jobs=[row.job for row in rows], confirmed=False)
+    return found.labelled([row.line for row in rows])
 
 
 @require_POST
 @permission_required(roles.SUBMIT_JOBS, raise_exception=True)
 def send(request, pk: int):
     upload = csv_services.get_upload(user=request.user, pk=pk)
+    # Nothing to ask about a file already sent: it is never sent twice (send_upload says so).
     if not request.POST.get("confirm_duplicates") and upload.used_at is None:
         try:
             rows = csv_rows.check_rows(csv_parse.read_table(upload.content))
         except csv_parse.CsvFileError:
             rows = []  # send_upload reports the file's problem
-        duplicates, repeats = _duplicates(rows)
-        if duplicates or repeats:  # every job costs money: ask before sending the same thing twice
+        sent_before, repeats = _duplicates(rows)
+        if sent_before or repeats:  # every job costs money: ask before sending the same thing twice
             said = []
-            if duplicates:
-                said.append(f"{len(duplicates)} rows were sent before")
+            if sent_before:
+                said.append(f"{len(sent_before)} rows were sent before")
             if repeats:
                 said.append(f"{len(repeats)} rows repeat another row of this file")
             messages.error(request, f"{' and '.join(said)}. Tick the box to send them anyway.")

@@ -18,10 +18,12 @@ class BatchRowForm(forms.Form):
     # Shown as table columns, whose headings label them only for sighted users: screen readers get these.
     target_language = forms.ChoiceField(
         label="Language",
-        choices=[("", "Choose…")] + settings.DUBBING_LANGUAGES,
+        choices=[("", "Choose…"), *settings.DUBBING_LANGUAGES],
         widget=forms.Select(attrs={"aria-label": "Language"}),
     )
-    audio_url = HttpUrlField(label="Audio URL", help_text="", widget=forms.URLInput(attrs={"aria-label": "Audio URL (WAV or MP3)"}))
+    audio_url = HttpUrlField(
+        label="Audio URL", help_text="", widget=forms.URLInput(attrs={"aria-label": "Audio URL (WAV or MP3)"})
+    )
 
 
 class BaseBatchRowFormSet(forms.BaseFormSet):

@@ -56,7 +56,7 @@ def batch_overview(*, batch: Batch) -> BatchOverview:
     jobs = list(
         batch.submissions.filter(retried_as__isnull=True).select_related("created_by").order_by("target_language", "pk")
     )
-    counts = {state: 0 for state in GRID_STATES}
+    counts: dict[str, int] = {state: 0 for state in GRID_STATES}
     for job in jobs:
         counts[job.state] = counts.get(job.state, 0) + 1
     labels = dict(Submission.State.choices)

@@ -12,17 +12,13 @@ from django.utils import timezone
 
 from submissions.core import activity
 from submissions.core.reference_ids import new_reference_id
+from submissions.jobs.fingerprints import fingerprint_of
 from submissions.jobs.services import (
-    INPUT_FIELDS,
     ReferenceIdTaken,
-    _reopen,
     create_submission,
+    reopen,
 )
-from submissions.models import (
-    Batch,
-    Submission,
-    inputs_fingerprint,
-)
+from submissions.models import Batch, Submission
 from submissions.outbox.sending import send_while_room
 from submissions.team import limits
 
@@ -51,12 +47,13 @@ def save_batch(*, user: Any, name: str, rows: list[dict[str, Any]]) -> tuple[Bat
                     batch=batch,
                     created_at=now,
                     next_attempt_at=now,
-                    inputs_fingerprint=inputs_fingerprint(**{name: row.get(name, False) for name in INPUT_FIELDS}),
+                    inputs_fingerprint=fingerprint_of(row),
                     **{**row, "reference_id": row.get("reference_id") or new_reference_id()},
                 )
                 for row in rows
             )
-            activity.record(actor=user, verb=activity.Verb.SUBMITTED, batch=batch, details=f"Batch of {len(submissions)} jobs")  # activity trail: one entry per batch
+            # The activity trail: one entry per batch, not per job.
+            activity.record(actor=user, verb=activity.Verb.SUBMITTED, batch=batch, details=f"Batch of {len(submissions)} jobs")
     except IntegrityError as exc:
         raise ReferenceIdTaken("") from exc
     return batch, submissions
@@ -78,26 +75,26 @@ def retry_failed(*, batch: Batch, user: Any) -> int:
             .order_by("pk")
         )
         # Each job counts for its owner: a job sent again stays its submitter's, a new take is the retrier's.
-        adding = Counter(job.created_by for job in unsent if job.created_by_id is not None)
+        adding = Counter(job.created_by for job in unsent if job.created_by is not None)
         if finished_badly:
             adding[user] += len(finished_badly)
         for owner, count in sorted(adding.items(), key=lambda item: item[0].pk):  # locks in one order: no deadlock
             limits.check_monthly_limit(user=owner, adding=count, actor=user)
-        retried = [job for job in unsent if _reopen(submission=job, changes=None) is not None]
-        for failed in finished_badly:
-            retried.append(
-                create_submission(
-                    user=user,
-                    video_url=failed.video_url,
-                    audio_url=failed.audio_url,
-                    disable_active_speaker_detection=failed.disable_active_speaker_detection,
-                    target_language=failed.target_language,
-                    title=failed.title,
-                    batch=batch,
-                    retry_of=failed,
-                )
+        retried = [job for job in unsent if reopen(submission=job, changes=None) is not None]
+        retried.extend(
+            create_submission(
+                user=user,
+                video_url=failed.video_url,
+                audio_url=failed.audio_url,
+                disable_active_speaker_detection=failed.disable_active_speaker_detection,
+                target_language=failed.target_language,
+                title=failed.title,
+                batch=batch,
+                retry_of=failed,
             )
+            for failed in finished_badly
+        )
         if retried:
-            activity.record(actor=user, verb=activity.Verb.RETRIED, batch=batch, details=f"{len(retried)} failed jobs sent again")  # activity trail
+            activity.record(actor=user, verb=activity.Verb.RETRIED, batch=batch, details=f"{len(retried)} failed jobs sent again")
     send_while_room(retried)
     return len(retried)

@@ -3,6 +3,7 @@
 from django.contrib import messages
 from django.contrib.auth.decorators import permission_required
 from django.core.exceptions import PermissionDenied
+from django.forms import BaseFormSet
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
@@ -28,10 +29,10 @@ def new_batch(request):
     if not (form.is_valid() and rows.is_valid()):
         return _render_new(request, form, rows)
     jobs = [_job_fields(form.cleaned_data, row.cleaned_data) for row in rows.forms]
-    if not request.POST.get("confirm_duplicates"):
-        duplicates, repeats = _earlier_duplicates(jobs), _repeats(jobs)
-        if duplicates or repeats:
-            return _render_new(request, form, rows, duplicates=duplicates, repeats=repeats)
+    found = duplicates.duplicates_to_confirm(jobs=jobs, confirmed=bool(request.POST.get("confirm_duplicates")))
+    if found:
+        sent_before, repeats = found.labelled(jobs)
+        return _render_new(request, form, rows, duplicates=sent_before, repeats=repeats)
     try:
         batch = batch_services.create_batch(user=request.user, name=form.cleaned_data["name"], rows=jobs)
     except limits.MonthlyLimitReached as exc:
@@ -52,15 +53,7 @@ def _job_fields(batch: dict, row: dict) -> dict:
     }
 
 
-def _earlier_duplicates(jobs: list[dict]) -> list[tuple[dict, list]]:
-    return [(jobs[index], earlier) for index, earlier in duplicates.earlier_submissions_of_jobs(jobs)]
-
-
-def _repeats(jobs: list[dict]) -> list[tuple[dict, list[dict]]]:
-    return [(jobs[index], [jobs[other] for other in others]) for index, others in duplicates.repeats_within(jobs)]
-
-
-def _edited_rows(data) -> BatchRowFormSet:
+def _edited_rows(data) -> BaseFormSet:
     rows = [
         {"target_language": data.get(f"{ROWS}-{n}-target_language", ""), "audio_url": data.get(f"{ROWS}-{n}-audio_url", "")}
         for n in range(_total_rows(data))
@@ -94,7 +87,11 @@ def _render_new(request, form, rows, duplicates=None, repeats=None):
 @require_http_methods(["GET"])
 def batch_detail(request, pk: int):
     batch = batch_selectors.get_visible_batch(user=request.user, pk=pk)
-    context = {"batch": batch, "overview": batch_selectors.batch_overview(batch=batch), "can_retry": permissions.can_retry_batch(request.user, batch)}
+    context = {
+        "batch": batch,
+        "overview": batch_selectors.batch_overview(batch=batch),
+        "can_retry": permissions.can_retry_batch(request.user, batch),
+    }
     template = "submissions/batches/_batch_live.html" if request.htmx else "submissions/batches/batch.html"
     return render(request, template, context)
 

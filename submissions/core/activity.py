@@ -26,6 +26,7 @@ def record(
     worker, a management command). An anonymous user counts as None."""
     if actor is not None and not getattr(actor, "is_authenticated", False):
         actor = None
+    batch_id: int | None
     if batch is None and submission is not None and submission.batch_id is not None:
         batch_id = submission.batch_id  # so a batch's trail also shows what happened to its jobs
     else:

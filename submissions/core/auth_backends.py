@@ -1,4 +1,5 @@
-"""Django's ModelBackend, reading a user's permissions in one small query instead of two.
+"""Django's ModelBackend, reading a user's permissions in one small query instead of two, and with the user
+themselves when a request loads its user.
 
 Every page asks for them (navigation, buttons, the server-side checks). ModelBackend reads the user's own
 permissions and their groups' permissions in two ORM queries, whose compilation costs more than the
@@ -15,10 +16,39 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.backends import ModelBackend
 from django.contrib.auth.models import Permission
 from django.contrib.contenttypes.models import ContentType
+from django.core.exceptions import ValidationError
 from django.db import connection
+
+from submissions.models import MonthlyLimit
 
 
 class ModelBackendOneQuery(ModelBackend):
+    def get_user(self, user_id: Any) -> Any:
+        """The session's user with, in the same statement, their permissions and whether a monthly limit
+        applies to them: every page needs the first, every submit the second. One row per permission
+        (at least one row), each carrying the user's columns."""
+        user_model = get_user_model()
+        try:
+            pk = user_model._meta.pk.to_python(user_id)
+        except ValidationError:
+            return None
+        if not isinstance(pk, int) or not -(2**63) <= pk < 2**63:
+            return None  # no such user (a tampered session): the database driver would refuse the number
+        # raw() converts the user's columns as the ORM does; the extra columns come as attributes.
+        rows: list[Any] = list(user_model._default_manager.raw(_user_sql(), [pk, pk, pk]))
+        if not rows:
+            return None
+        user = rows[0]
+        limit = None
+        if user.limit_id is not None:
+            limit = MonthlyLimit.from_db(
+                connection.alias, ["id", "user_id", "jobs_per_month"], [user.limit_id, user.pk, user.limit_jobs]
+            )
+        user_model.monthly_limit.related.set_cached_value(user, limit)
+        if user.is_active and not user.is_superuser:
+            user._perm_cache = {f"{row.perm_app}.{row.perm_codename}" for row in rows if row.perm_app is not None}
+        return user if self.user_can_authenticate(user) else None
+
     def get_all_permissions(self, user_obj: Any, obj: Any = None) -> set[str]:
         if not user_obj.is_active or user_obj.is_anonymous or obj is not None:
             return set()
@@ -29,6 +59,22 @@ class ModelBackendOneQuery(ModelBackend):
                 cursor.execute(_permissions_sql(), [user_obj.pk, user_obj.pk])
                 user_obj._perm_cache = {f"{app_label}.{codename}" for app_label, codename in cursor.fetchall()}
         return user_obj._perm_cache
+
+
+@functools.cache
+def _user_sql() -> str:
+    user = get_user_model()
+    quote = connection.ops.quote_name
+    columns = ", ".join(f"u.{quote(field.column)}" for field in user._meta.concrete_fields)
+    limits = MonthlyLimit._meta
+    return (
+        f"SELECT {columns}, ml.{quote('id')} AS limit_id, ml.{quote(limits.get_field('jobs_per_month').column)} "  # noqa: S608 - identifiers from model metadata
+        f"AS limit_jobs, perms.app_label AS perm_app, perms.codename AS perm_codename "
+        f"FROM {quote(user._meta.db_table)} u "
+        f"LEFT JOIN {quote(limits.db_table)} ml ON ml.{quote(limits.get_field('user').column)} = u.{quote(user._meta.pk.column)} "
+        f"LEFT JOIN ({_permissions_sql()}) perms ON 1 = 1 "
+        f"WHERE u.{quote(user._meta.pk.column)} = %s"
+    )
 
 
 @functools.cache
@@ -48,7 +94,7 @@ def _permissions_sql() -> str:
     # Only table and column names from Django's own models, quoted by the backend, go into the text; the
     # user's id is a bound parameter.
     return (
-        f"SELECT ct.{quote('app_label')}, p.{quote('codename')} "  # noqa: S608 - identifiers from model metadata
+        f"SELECT ct.{quote('app_label')} AS app_label, p.{quote('codename')} AS codename "  # noqa: S608 - identifiers from model metadata
         f"FROM {quote(Permission._meta.db_table)} p "
         f"JOIN {quote(ContentType._meta.db_table)} ct ON ct.{quote('id')} = p.{quote('content_type_id')} "
         f"WHERE p.{quote('id')} IN ("

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 
-from django.db.models import Q
+from django.db.models import Exists, Q
 from django.utils import timezone
 
 from submissions import chamelaion
@@ -33,7 +33,7 @@ PAUSED_UNTIL = {
 }
 
 
-def problem_code(error: chamelaion.ChamelaionError) -> str | None:
+def problem_code(error: chamelaion.ChamelaionError) -> Problem.Code | None:
     """The administrators' problem a failure shows, if any: a rejected key, a used-up quota, or Chamelaion
     out of reach with nothing delivered (an outage: no job is to blame, so none is given up)."""
     if isinstance(error, chamelaion.Unreachable) and not error.may_have_reached_server:
@@ -71,6 +71,11 @@ def clear_problems(*, after_send: bool = False) -> None:
     for problem in resolved:
         logger.warning("Problem resolved: %s", problem.get_code_display())
     resolved.delete()
+
+
+def none_open() -> Q:
+    """The condition "no problem is open", for a statement that must only act while sending is not paused."""
+    return Q(~Exists(Problem.objects.all()))
 
 
 def sending_paused() -> bool:

@@ -33,3 +33,9 @@ def transition(
     else:
         submission.refresh_from_db()
     return bool(changed)
+
+
+def nothing_sent_yet() -> Q:
+    """No attempt has reached Chamelaion, nor may have: no job can exist upstream. With the state "waiting
+    to send", the job's inputs may still change and it may be withdrawn (Submission.can_cancel)."""
+    return Q(request_id__isnull=True, outcome_unknown_since__isnull=True)

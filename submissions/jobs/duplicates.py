@@ -1,21 +1,68 @@
 """The duplicate guard: every job costs money, so DubDash asks before sending the same inputs again.
 
-One rule for the single form, batches and CSV imports: jobs with the same video, audio and options as an
-earlier submission, and jobs that repeat another job of the same request."""
+The one "ask before sending a duplicate" decision, for the single form, batches and CSV files: which jobs
+of a request have the same video, audio and options as an earlier submission, and which repeat another job
+of the same request. A selector: it reads, and each view only shows what it returns in its own words."""
 
 from __future__ import annotations
 
-from submissions.models import Submission, inputs_fingerprint
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple, TypeVar
+
+from submissions.jobs.fingerprints import fingerprint_of
+from submissions.models import Submission
+
+Label = TypeVar("Label")
+# How many earlier submissions are shown per job by default (the single form shows more).
+EARLIER_PER_JOB = 3
 
 
-def _fingerprint(job: dict) -> str:
-    return inputs_fingerprint(job["video_url"], job["audio_url"], job.get("disable_active_speaker_detection", False))
+class SentBefore(NamedTuple):
+    """The request's job at `position` has the inputs of these earlier submissions (newest first)."""
+
+    position: int
+    earlier: list[Submission]
 
 
-def earlier_submissions_of_jobs(jobs: list[dict], *, per_job: int = 3) -> list[tuple[int, list[Submission]]]:
-    """For a list of jobs (dicts with video_url, audio_url, disable_active_speaker_detection): the index
-    of each job that was submitted before, with its earliest matches. One query for the whole list."""
-    fingerprints = [_fingerprint(job) for job in jobs]
+class Repeat(NamedTuple):
+    """The request's job at `position` has the inputs of its jobs at `others`."""
+
+    position: int
+    others: list[int]
+
+
+@dataclass(frozen=True)
+class Duplicates:
+    """What to ask about before sending a request's jobs. False when there is nothing to ask."""
+
+    sent_before: list[SentBefore] = field(default_factory=list)
+    repeats: list[Repeat] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.sent_before or self.repeats)
+
+    def labelled(self, labels: Sequence[Label]) -> tuple[list[tuple[Label, list[Submission]]], list[tuple[Label, list[Label]]]]:
+        """The same answer with each job named by `labels[position]` (a batch's job, a CSV row's line)."""
+        return (
+            [(labels[found.position], found.earlier) for found in self.sent_before],
+            [(labels[repeat.position], [labels[other] for other in repeat.others]) for repeat in self.repeats],
+        )
+
+
+def duplicates_to_confirm(
+    *, jobs: Sequence[Mapping[str, Any]], confirmed: bool, per_job: int = EARLIER_PER_JOB
+) -> Duplicates:
+    """Before sending `jobs` (dicts with video_url, audio_url, disable_active_speaker_detection): the
+    duplicates the person must confirm first, or nothing if they already did (`confirmed`). Earlier
+    submissions that could not be sent do not count: nothing was made or paid for. One query."""
+    if confirmed or not jobs:
+        return Duplicates()
+    fingerprints = [fingerprint_of(job) for job in jobs]
+    return Duplicates(sent_before=_sent_before(fingerprints, per_job=per_job), repeats=_repeats(fingerprints))
+
+
+def _sent_before(fingerprints: list[str], *, per_job: int) -> list[SentBefore]:
     earlier: dict[str, list[Submission]] = {}
     matches = (
         Submission.objects.filter(inputs_fingerprint__in={f for f in fingerprints if f})
@@ -27,20 +74,18 @@ def earlier_submissions_of_jobs(jobs: list[dict], *, per_job: int = 3) -> list[t
         found = earlier.setdefault(submission.inputs_fingerprint, [])
         if len(found) < per_job:
             found.append(submission)
-    return [(index, earlier[fp]) for index, fp in enumerate(fingerprints) if fp in earlier]
+    return [SentBefore(index, earlier[fp]) for index, fp in enumerate(fingerprints) if fp in earlier]
 
 
-def repeats_within(jobs: list[dict]) -> list[tuple[int, list[int]]]:
-    """For one submission's own jobs (a batch's languages, a CSV's rows): each job whose video, audio and
-    options another job of the same list also has, with the indexes of those others. Two such jobs are
-    two paid jobs producing the same video, whatever language each is labelled with."""
+def _repeats(fingerprints: list[str]) -> list[Repeat]:
+    """Two jobs of one request with the same inputs are two paid jobs producing the same video, whatever
+    language each is labelled with."""
     indexes_of: dict[str, list[int]] = {}
-    for index, job in enumerate(jobs):
-        fingerprint = _fingerprint(job)
+    for index, fingerprint in enumerate(fingerprints):
         if fingerprint:
             indexes_of.setdefault(fingerprint, []).append(index)
     return sorted(
-        (index, [other for other in group if other != index])
+        Repeat(index, [other for other in group if other != index])
         for group in indexes_of.values()
         if len(group) > 1
         for index in group

@@ -1,3 +1,5 @@
+from typing import Any, ClassVar, cast
+
 from django import forms
 from django.conf import settings
 
@@ -14,7 +16,7 @@ class SubmissionForm(forms.Form):
     video_url = HttpUrlField(label="Video URL", help_text="A public MP4 link.")
     audio_url = HttpUrlField(label="Audio URL", help_text="A public WAV or MP3 link with the new language track.")
     target_language = forms.ChoiceField(
-        label="Target language", required=False, choices=[("", "Not set")] + settings.DUBBING_LANGUAGES
+        label="Target language", required=False, choices=[("", "Not set"), *settings.DUBBING_LANGUAGES]
     )
     title = TextField(label="Title or note", required=False, max_length=200, strip=True)
     reference_id = TextField(
@@ -51,9 +53,9 @@ class HistoryFilterForm(forms.Form):
     """The history's filters, from the query string (so a filtered view can be bookmarked and shared).
     A bad value gets a message next to its field; the good ones still apply."""
 
-    SORTS = [("created", "Newest first"), ("finished", "Recently finished (finished jobs only)")]
-    STATES = [("", "Any state"), *Submission.State.choices]
-    LANGUAGES = [("", "Any language"), *settings.DUBBING_LANGUAGES]
+    SORTS: ClassVar[list[tuple[str, str]]] = [("created", "Newest first"), ("finished", "Recently finished (finished jobs only)")]
+    STATES: ClassVar[list[tuple[str, str]]] = [("", "Any state"), *Submission.State.choices]
+    LANGUAGES: ClassVar[list[tuple[str, str]]] = [("", "Any language"), *settings.DUBBING_LANGUAGES]
 
     # The fixed lists are given as callables: this form is built on every load and poll of the history,
     # and Django deep-copies list choices (a hundred languages) into every instance.
@@ -72,10 +74,13 @@ class HistoryFilterForm(forms.Form):
     def __init__(self, *args, members: list[tuple[int, str]], **kwargs):
         """`members`: (id, username) pairs, from selectors.member_choices()."""
         super().__init__(*args, **kwargs)
-        self.fields["member"].choices = [("", "Anyone")] + [(str(pk), username) for pk, username in members]
+        # The select's options, as strings: what the query string holds.
+        self.member_options = [(str(pk), username) for pk, username in members]
+        cast(forms.ChoiceField, self.fields["member"]).choices = [("", "Anyone"), *self.member_options]
 
-    def clean(self):
-        cleaned = super().clean()
+    def clean(self) -> dict[str, Any]:
+        super().clean()
+        cleaned = self.cleaned_data
         start, end = cleaned.get("created_from"), cleaned.get("created_to")
         if start and end and start > end:
             self.add_error("created_to", "The end date is before the start date.")

@@ -15,12 +15,9 @@ from django.utils import timezone
 from submissions.core import activity
 from submissions.core.reference_ids import chose_reference_id, new_reference_id
 from submissions.core.states import transition
-from submissions.models import (
-    Batch,
-    Submission,
-    inputs_fingerprint,
-)
-from submissions.outbox.sending import discard_uploads, send_if_room
+from submissions.jobs.fingerprints import INPUT_FIELDS, fingerprint_of
+from submissions.models import Batch, Submission
+from submissions.outbox.sending import deliver_new, discard_uploads, send_if_room, take_slot_now
 from submissions.team import limits
 
 logger = logging.getLogger(__name__)
@@ -36,9 +33,6 @@ EDITABLE_FIELDS = (
     "reference_id",
     "target_language",
 )
-
-
-INPUT_FIELDS = ("video_url", "audio_url", "disable_active_speaker_detection")
 
 
 class ReferenceIdTaken(Exception):
@@ -59,21 +53,40 @@ def create_submission(
     title: str = "",
     batch: Batch | None = None,
     retry_of: Submission | None = None,
+    claim_if_room: bool = False,
 ) -> Submission:
+    """Save one job waiting to send. With `claim_if_room`, if sending is not paused and the rate budget has
+    a slot now, the slot is taken in the same transaction and the job saved as the outbox's claim leaves
+    one (SENDING, its first attempt starting now), for the caller to send next: no second write claims it,
+    and if saving fails (the monthly limit, a reference id taken a moment ago) the slot is given back with
+    the rest of the transaction."""
+    inputs = {
+        "video_url": video_url,
+        "audio_url": audio_url,
+        "disable_active_speaker_detection": disable_active_speaker_detection,
+    }
     try:
-        with transaction.atomic():
+        # Inside the caller's transaction, if any, without a savepoint of its own (two queries fewer per
+        # submit): a clash then undoes the caller's whole transaction, which is what every caller wants
+        # (submit's trail entry, a batch's retry). A caller must not catch ReferenceIdTaken and carry on
+        # in the same transaction.
+        with transaction.atomic(savepoint=False):
             if user is not None:
                 limits.check_monthly_limit(user=user, adding=1)
+            claimed = claim_if_room and take_slot_now()
+            now = timezone.now()
+            as_claimed = {"state": Submission.State.SENDING, "send_attempts": 1, "last_attempt_at": now} if claimed else {}
             return Submission.objects.create(
                 created_by=user,
-                video_url=video_url,
-                audio_url=audio_url,
-                disable_active_speaker_detection=disable_active_speaker_detection,
+                **inputs,
+                inputs_fingerprint=fingerprint_of(inputs),
                 reference_id=reference_id or new_reference_id(),
                 target_language=target_language,
                 title=title,
                 batch=batch,
                 retry_of=retry_of,
+                next_attempt_at=now,
+                **as_claimed,
             )
     except IntegrityError as exc:
         # The form checks uniqueness, but two people can pick the same id at the same moment.
@@ -81,12 +94,12 @@ def create_submission(
 
 
 def submit(*, user: Any, **fields: Any) -> Submission:
-    """Save a new submission, then send it at once if the rate budget has room; otherwise the worker
-    sends it when its turn comes. The row survives whatever the API does."""
-    with transaction.atomic():  # the job and its trail entry, together
-        submission = create_submission(user=user, **fields)
-        activity.record(actor=user, verb=activity.Verb.SUBMITTED, submission=submission)  # activity trail
-    return send_if_room(submission=submission)
+    """Save a new submission and send it at once if sending is not paused and the rate budget has room;
+    otherwise the worker sends it when its turn comes. The row survives whatever the API does."""
+    with transaction.atomic():  # the job, its slot of the budget and its trail entry, together
+        submission = create_submission(user=user, claim_if_room=True, **fields)
+        activity.record(actor=user, verb=activity.Verb.SUBMITTED, submission=submission)
+    return deliver_new(submission) if submission.state == Submission.State.SENDING else submission
 
 
 def send_again(*, submission: Submission, changes: dict[str, Any] | None = None, user: Any = None) -> Submission:
@@ -95,18 +108,18 @@ def send_again(*, submission: Submission, changes: dict[str, Any] | None = None,
     its submitter's monthly limit again (a job that could not be sent did not): MonthlyLimitReached if
     that is used up, and nothing changes."""
     if submission.is_stuck_sending:
-        activity.record(actor=user, verb=activity.Verb.SENT_AGAIN, submission=submission, details="Interrupted send resumed")  # activity trail
+        activity.record(actor=user, verb=activity.Verb.SENT_AGAIN, submission=submission, details="Interrupted send resumed")
         return send_if_room(submission=submission)  # settles the interrupted send first, within the budget
     with transaction.atomic():
         if submission.created_by_id is not None:
             limits.check_monthly_limit(user=submission.created_by, adding=1, actor=user)
-        edited = _reopen(submission=submission, changes=changes)
+        edited = reopen(submission=submission, changes=changes)
         if edited is not None:
             activity.record(actor=user, verb=activity.Verb.SENT_AGAIN, submission=submission, details=edited)  # activity trail
     return send_if_room(submission=submission)
 
 
-def _reopen(*, submission: Submission, changes: dict[str, Any] | None) -> str | None:
+def reopen(*, submission: Submission, changes: dict[str, Any] | None) -> str | None:
     """Could not be sent → waiting to send, with a fresh set of retries (and the person's edits, if any).
     Returns what the activity trail says of it (which inputs were edited), or None if it was no longer
     waiting to be sent again. The caller checks the monthly limit in the same transaction."""
@@ -140,8 +153,7 @@ def _editable(submission: Submission, changes: dict[str, Any]) -> dict[str, Any]
         # promises (the chosen one may be why it was refused: a stranger's job already holds it).
         chosen = chose_reference_id(submission.reference_id or "")
         updates["reference_id"] = new_reference_id() if "reference_id" in changes and chosen else submission.reference_id
-    inputs = {name: updates.get(name, getattr(submission, name)) for name in INPUT_FIELDS}
-    updates["inputs_fingerprint"] = inputs_fingerprint(**inputs)
+    updates["inputs_fingerprint"] = fingerprint_of({name: updates.get(name, getattr(submission, name)) for name in INPUT_FIELDS})
     return updates
 
 

@@ -7,6 +7,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from submissions import roles
 from submissions.apikey.clients import sandbox_sample_urls
+from submissions.core import feedback
 from submissions.jobs import csv_export, duplicates
 from submissions.jobs import selectors as job_selectors
 from submissions.jobs import services as job_services
@@ -41,7 +42,7 @@ def history(request):
         "team": team_tab,
         "query": _filters_only(request.GET),
         "live": any(submission.is_in_flight for submission in page.rows),
-        "member_choices": filters.fields["member"].choices[1:],
+        "member_choices": filters.member_options,
         "state_choices": HistoryFilterForm.STATES,
         "language_choices": HistoryFilterForm.LANGUAGES,
         "sort_choices": HistoryFilterForm.SORTS,
@@ -64,11 +65,12 @@ def new_submission(request):
         return render(request, "submissions/jobs/new.html", {"form": form})
 
     form = SubmissionForm(request.POST, resubmitting=resubmitting)
-    if form.is_valid() and resubmitting is None and not request.POST.get("confirm_duplicate"):
-        found = duplicates.earlier_submissions_of_jobs([form.cleaned_data], per_job=5)
-        earlier = found[0][1] if found else []
-        if earlier:  # every job costs money: ask before sending the same thing twice
-            return render(request, "submissions/jobs/new.html", {"form": form, "duplicates": earlier})
+    if form.is_valid() and resubmitting is None:
+        found = duplicates.duplicates_to_confirm(
+            jobs=[form.cleaned_data], confirmed=bool(request.POST.get("confirm_duplicate")), per_job=5
+        )
+        if found:  # every job costs money: ask before sending the same thing twice
+            return render(request, "submissions/jobs/new.html", {"form": form, "duplicates": found.sent_before[0].earlier})
     if form.is_valid():
         try:
             if resubmitting is not None:
@@ -81,7 +83,7 @@ def new_submission(request):
             form.add_error(None, str(exc))
         else:
             if submission.state != Submission.State.SEND_FAILED:
-                tell_outcome(request, submission)
+                feedback.tell_outcome(request, submission)
                 return redirect(submission)
             resubmitting = submission  # refused as it is (400): back to the form, to fix and send again
     return render(request, "submissions/jobs/new.html", {"form": form, "failed": resubmitting})
@@ -93,17 +95,6 @@ def _filters_only(params) -> str:
     for cursor in ("after", "before", "page"):
         kept.pop(cursor, None)
     return kept.urlencode()
-
-
-def tell_outcome(request, submission: Submission) -> None:
-    if submission.request_id:
-        messages.success(request, "Sent to Chamelaion.")
-    elif submission.state == Submission.State.SEND_FAILED:
-        messages.error(request, submission.last_error)
-    elif submission.last_error:
-        messages.warning(request, f"Saved, not sent yet. {submission.last_error}")
-    else:
-        messages.info(request, "Saved and waiting to send: it goes out in its turn within the rate limit.")
 
 
 def _add_queue_places(submissions) -> None:
@@ -130,7 +121,7 @@ def detail(request, pk: int):
 @require_POST
 def refresh(request, pk: int):
     submission = job_selectors.get_visible_submission(user=request.user, pk=pk)
-    messages.info(request, tracking_refresh.refresh_now(submission=submission))
+    messages.info(request, tracking_refresh.refresh_now(submission=submission).message)
     return redirect(submission)
 
 
@@ -143,7 +134,7 @@ def send_again(request, pk: int):
         messages.info(request, "This submission is not waiting to be sent again.")
         return redirect(submission)
     try:
-        tell_outcome(request, job_services.send_again(submission=submission, user=request.user))
+        feedback.tell_outcome(request, job_services.send_again(submission=submission, user=request.user))
     except limits.MonthlyLimitReached as exc:
         messages.error(request, str(exc))
     return redirect(submission)
@@ -170,8 +161,10 @@ def history_export(request):
     if not filters.is_valid():
         # The page shows a bad filter next to its field and applies the rest; a file cannot show that, and
         # exporting more rows than were asked for would be worse than exporting none.
-        problems = "; ".join(f"{name}: {' '.join(errors)}" for name, errors in filters.errors.items())
-        return HttpResponseBadRequest(f"Nothing was exported. Fix the filters first ({problems})", content_type="text/plain; charset=utf-8")
+        problems = "; ".join(f"{name}: {' '.join(str(error) for error in errors)}" for name, errors in filters.errors.items())
+        return HttpResponseBadRequest(
+            f"Nothing was exported. Fix the filters first ({problems})", content_type="text/plain; charset=utf-8"
+        )
     queryset, sort_field = job_selectors.history(user=request.user, filters=filters.applied)
     submissions = queryset.order_by(f"-{sort_field}", "-pk")
     return csv_export.download(csv_export.export_lines(submissions), csv_export.export_filename("dubdash-history"))

@@ -8,7 +8,7 @@ a row already right is left alone."""
 
 from django.db import migrations
 
-from submissions.models import inputs_fingerprint
+from submissions.jobs.fingerprints import inputs_fingerprint
 
 BATCH = 2000
 

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
+from django.db.models import DateTimeField, DurationField, ExpressionWrapper, F, Q, Value
+from django.db.models.functions import Greatest
 from django.utils import timezone
 
 from submissions.models import RateBudget
@@ -32,20 +34,32 @@ class Budget:
         return cls(interval=interval, tolerance=interval * (burst - 1))
 
 
+def take_slot(*, now: datetime | None = None, only_if: Q | None = None) -> bool:
+    """Take one slot if one is free now, in one conditional UPDATE (no read first, so two processes can
+    never both take the last slot). `only_if` is a further condition checked in the same statement (no
+    problem pausing sending, say). False: no room now, the condition does not hold, or no row yet."""
+    budget = Budget.from_settings()
+    now = now or timezone.now()
+    free = RateBudget.objects.filter(pk=BUDGET_ROW, theoretical_arrival__lte=now + budget.tolerance)
+    if only_if is not None:
+        free = free.filter(only_if)
+    later = Greatest(F("theoretical_arrival"), Value(now, output_field=DateTimeField())) + Value(
+        budget.interval, output_field=DurationField()
+    )
+    return bool(free.update(theoretical_arrival=ExpressionWrapper(later, output_field=DateTimeField())))
+
+
 def try_acquire(*, now: datetime | None = None) -> float:
     """Take one slot if one is free now: returns 0. Otherwise returns the seconds until one frees up."""
     budget = Budget.from_settings()
     while True:
-        now = now or timezone.now()
-        arrival = _current_arrival(now)
-        if arrival - budget.tolerance > now:
-            return (arrival - budget.tolerance - now).total_seconds()
-        taken = RateBudget.objects.filter(pk=BUDGET_ROW, theoretical_arrival=arrival).update(
-            theoretical_arrival=max(arrival, now) + budget.interval
-        )
-        if taken:
+        moment = now or timezone.now()
+        if take_slot(now=moment):
             return 0.0
-        now = None  # another process moved the schedule first: look again
+        arrival = _current_arrival(moment)  # made here by a deployment's first send
+        if arrival - budget.tolerance > moment:
+            return (arrival - budget.tolerance - moment).total_seconds()
+        # The row was only just made (or the schedule moved between the two statements): try again.
 
 
 def hold_off(seconds: float) -> None:

@@ -6,9 +6,10 @@ import logging
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
-from submissions.models import Submission, stuck_sending_time
+from submissions.models import Submission, stuck_sending
 from submissions.outbox import ratelimit
 
 State = Submission.State
@@ -23,7 +24,7 @@ def due_for_sending(*, limit: int) -> list[Submission]:
     """The next submissions to send, oldest turn first, and any send interrupted by a crash."""
     now = timezone.now()
     waiting = Submission.objects.filter(state=State.PENDING, next_attempt_at__lte=now)
-    interrupted = Submission.objects.filter(state=State.SENDING, last_attempt_at__lt=now - stuck_sending_time())
+    interrupted = Submission.objects.filter(stuck_sending(now=now))
     return list(interrupted[:limit]) + list(waiting.order_by("next_attempt_at", "created_at", "pk")[:limit])
 
 
@@ -46,3 +47,9 @@ def queue_positions(submissions: Iterable[Submission]) -> dict[int, tuple[int, d
             eta = max(start + budget.interval * place, not_before or start)
             positions[pk] = (place + 1, eta)
     return positions
+
+
+def sendable_again(rows: QuerySet[Submission]) -> QuerySet[Submission]:
+    """Of `rows`, those a person may send again (Submission.can_send_again): could not be sent, or left
+    mid-send by a process that died."""
+    return rows.filter(Q(state=State.SEND_FAILED) | stuck_sending())

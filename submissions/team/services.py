@@ -12,7 +12,6 @@ from collections.abc import Iterable
 from typing import Any
 
 from django.contrib.auth.models import Group, Permission
-from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.db.models import Q, QuerySet
 
@@ -96,12 +95,28 @@ def grantable_permissions(*, actor: Any) -> QuerySet[Permission]:
     return Permission.objects.filter(Q(pk__in=own) | Q(pk__in=through_groups))
 
 
+class MemberOutOfReach(Exception):
+    """`actor` may not change `member` (or not in the way asked): the page answers 403."""
+
+    def __init__(self, *, actor: Any, member: Any):
+        super().__init__(f"{actor.get_username()} may not change the role of {member.get_username()}.")
+
+
+def ensure_can_change(*, actor: Any, member: Any) -> None:
+    """MemberOutOfReach unless `actor` may change `member` at all."""
+    if not can_change_user(actor=actor, target=member):
+        raise MemberOutOfReach(actor=actor, member=member)
+
+
 def update_member(*, actor: Any, member: Any, role: str, jobs_per_month: int | None) -> None:
-    """Give `member` exactly one role ("" for none) and set or remove their monthly limit."""
+    """Give `member` exactly one role ("" for none) and set or remove their monthly limit.
+    MemberOutOfReach, and nothing changes, unless `actor` may change `member` and give and take away
+    the roles involved."""
+    ensure_can_change(actor=actor, member=member)
     allowed = set(assignable_roles(actor=actor))
     current = {group.name for group in member.groups.all()} & set(roles.PERMISSIONS)
-    if not can_change_user(actor=actor, target=member) or (role and role not in allowed) or not current <= allowed:
-        raise PermissionDenied(f"{actor.get_username()} may not change the role of {member.get_username()}.")
+    if (role and role not in allowed) or not current <= allowed:
+        raise MemberOutOfReach(actor=actor, member=member)
     with transaction.atomic():
         member.groups.remove(*Group.objects.filter(name__in=roles.PERMISSIONS))
         if role:

@@ -1,15 +1,15 @@
 """Team pages for team admins: members (roles and monthly limits) and usage."""
 
+from typing import Any
+
 from django.contrib import messages
 from django.contrib.auth import get_user_model
 from django.contrib.auth.decorators import permission_required
 from django.core.exceptions import PermissionDenied
-from django.db.models import Count
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
 from submissions import roles
-from submissions.models import Submission
 from submissions.team import limits, usage
 from submissions.team import services as team_services
 from submissions.team.forms import MemberForm
@@ -20,21 +20,21 @@ USAGE_PERIODS = {7: "7 days", 30: "30 days", 90: "90 days", 365: "a year"}
 @require_http_methods(["GET"])
 @permission_required(roles.MANAGE_MEMBERS, raise_exception=True)
 def members(request):
-    people = list(get_user_model().objects.filter(is_active=True).select_related("monthly_limit").prefetch_related("groups").order_by("username"))
-    used = dict(
-        Submission.objects.filter(created_at__gte=limits.month_start())
-        .exclude(state__in=limits.NOT_COUNTED)
-        .values_list("created_by")
-        .annotate(n=Count("id"))
+    people = list(
+        get_user_model()
+        .objects.filter(is_active=True)
+        .select_related("monthly_limit")
+        .prefetch_related("groups")
+        .order_by("username")
     )
+    used = limits.jobs_this_month_by_member()
     changeable = team_services.changeable_user_ids(actor=request.user, targets=people)
     offered = team_services.assignable_roles(actor=request.user)
     rows = []
     for person in people:
         limit = getattr(person, "monthly_limit", None)
-        form = _member_form(
-            person, offered, initial={"role": team_services.role_of(person), "jobs_per_month": limit.jobs_per_month if limit else None}
-        )
+        initial = {"role": team_services.role_of(person), "jobs_per_month": limit.jobs_per_month if limit else None}
+        form = _member_form(person, offered, initial=initial)
         rows.append({"person": person, "form": form, "used": used.get(person.pk, 0), "changeable": person.pk in changeable})
     return render(request, "submissions/team/team_members.html", {"rows": rows})
 
@@ -43,23 +43,27 @@ def members(request):
 @permission_required(roles.MANAGE_MEMBERS, raise_exception=True)
 def update_member(request, pk: int):
     member = get_object_or_404(get_user_model(), pk=pk, is_active=True)
-    if not team_services.can_change_user(actor=request.user, target=member):
-        raise PermissionDenied  # the page offers them no form: only a stale page or a hand-made POST gets here
     form = _member_form(member, team_services.assignable_roles(actor=request.user), data=request.POST)
-    if not form.is_valid():
-        problems = "; ".join(f"{form.fields[name].label}: {' '.join(errors)}" for name, errors in form.errors.items())
-        messages.error(request, f"Nothing changed for {member.get_username()}. {problems}")
-        return redirect("submissions:team_members")
-    data = form.cleaned_data
-    team_services.update_member(actor=request.user, member=member, role=data["role"], jobs_per_month=data["jobs_per_month"])
+    try:
+        if not form.is_valid():
+            # Someone out of reach learns nothing from the form's errors: the page offers them no form, so
+            # only a stale page or a hand-made POST gets here.
+            team_services.ensure_can_change(actor=request.user, member=member)
+            problems = "; ".join(
+                f"{form.fields[name].label}: {' '.join(map(str, errors))}" for name, errors in form.errors.items()
+            )
+            messages.error(request, f"Nothing changed for {member.get_username()}. {problems}")
+            return redirect("submissions:team_members")
+        data = form.cleaned_data
+        team_services.update_member(actor=request.user, member=member, role=data["role"], jobs_per_month=data["jobs_per_month"])
+    except team_services.MemberOutOfReach as refused:
+        raise PermissionDenied(str(refused)) from refused
     messages.success(request, f"Saved {member.get_username()}.")
     return redirect("submissions:team_members")
 
 
-def _member_form(person, offered: list[str], **kwargs) -> MemberForm:
-    form = MemberForm(prefix=f"member-{person.pk}", **kwargs)
-    form.fields["role"].choices = [(value, label) for value, label in form.fields["role"].choices if not value or value in offered]
-    return form
+def _member_form(person: Any, offered: list[str], **kwargs: Any) -> MemberForm:
+    return MemberForm(prefix=f"member-{person.pk}", offered=offered, **kwargs)
 
 
 @require_http_methods(["GET"])

@@ -48,7 +48,8 @@ def import_external_jobs(*, actor=None) -> ImportReport:
         if not page.size:
             break
     report.api_calls = client.calls
-    activity.record(actor=actor, verb=activity.Verb.IMPORTED, details=f"Looked at {report.seen} jobs on the account, imported {report.imported}")  # activity trail
+    details = f"Looked at {report.seen} jobs on the account, imported {report.imported}"
+    activity.record(actor=actor, verb=activity.Verb.IMPORTED, details=details)  # activity trail
     return report
 
 

@@ -138,7 +138,8 @@ def _lease_due_jobs(*, token: str, limit: int) -> list[Submission]:
 def _fetch(client: chamelaion.ChamelaionClient, jobs: list[Submission], fetched: _Snapshots) -> None:
     """Learn the due jobs' status with as few calls as possible: from the list endpoint (100 jobs a call)
     where that pays, then one by one for whatever the pages did not show (a 404 there: the job is gone)."""
-    started = {job.request_id: job.sent_at or job.created_at for job in jobs}
+    # Leased jobs were sent, so each has a request id (_due() asks for one).
+    started = {job.request_id: job.sent_at or job.created_at for job in jobs if job.request_id is not None}
     if len(started) > 1:  # for a single job, one GET is the cheapest there is
         _scan_list(client, started, fetched)
     for request_id in sorted(started.keys() - fetched.found.keys()):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, ClassVar
 
 from django import forms
 from django.conf import settings
@@ -24,8 +24,9 @@ from submissions.uploads.files import (
 class UploadForm(SubmissionForm):
     """The single-job form with local files instead of URLs: the other fields and checks are reused."""
 
-    video_url = None  # removes the inherited field
-    audio_url = None
+    # None removes an inherited field (Django's documented way); the stubs only know fields.
+    video_url = None  # type: ignore[assignment]
+    audio_url = None  # type: ignore[assignment]
     video = forms.FileField(label="Video file", widget=forms.FileInput(attrs={"accept": ".mp4,video/mp4"}))
     audio = forms.FileField(
         label="Audio file",
@@ -33,7 +34,7 @@ class UploadForm(SubmissionForm):
     )
 
     # Field name → (how the size message names it, what the content must be, the check).
-    CONTENT: dict[str, tuple[str, str, Callable[[bytes], bool]]] = {
+    CONTENT: ClassVar[dict[str, tuple[str, str, Callable[[bytes], bool]]]] = {
         "video": ("video", "an MP4 video", is_mp4),
         "audio": ("audio file", "a WAV or MP3 audio file", is_wav_or_mp3),
     }
@@ -52,7 +53,8 @@ class UploadForm(SubmissionForm):
         return self._checked_content("audio")
 
     def clean(self) -> dict[str, Any]:
-        cleaned = super().clean()
+        super().clean()
+        cleaned = self.cleaned_data
         for name, size in self.oversized.items():
             if name in self.CONTENT:
                 # The file came but was refused while arriving: say so instead of "This field is required."

@@ -8,8 +8,25 @@ from django.db import IntegrityError, transaction
 
 from submissions.core import activity, reference_ids
 from submissions.jobs import services as job_services
+from submissions.jobs.fingerprints import fingerprint_of
 from submissions.models import Submission
+from submissions.outbox import sending
 from submissions.team import limits
+
+# Larger uploads are left to the worker: relaying hundreds of megabytes could outlast the web server's
+# request timeout, and nobody should wait on a spinner for it.
+SEND_IN_REQUEST_MAX_BYTES = 20 * 1024 * 1024
+
+
+def submit_upload(*, user: Any, video: Any, audio: Any, **fields: Any) -> Submission:
+    """Save a job whose inputs are local files (create_upload_submission), then send it from this request
+    if the files are small enough and the rate budget has room; otherwise the worker sends it. Whatever
+    the API answers, the job and its files stay saved."""
+    submission = create_upload_submission(user=user, video=video, audio=audio, **fields)
+    if video.size + audio.size <= SEND_IN_REQUEST_MAX_BYTES:
+        submission = sending.send_if_room(submission=submission)
+    return submission
+
 
 # --- Saving -----------------------------------------------------------------------------------------
 
@@ -20,7 +37,12 @@ def create_upload_submission(*, user: Any, video: Any, audio: Any, **fields: Any
     be saved the stored files are deleted again, so a failure leaves nothing behind. `fields` are the
     create_submission fields other than the URLs."""
     reference_id = fields.pop("reference_id", "")
-    submission = Submission(created_by=user, reference_id=reference_id or reference_ids.new_reference_id(), **fields)
+    submission = Submission(
+        created_by=user,
+        reference_id=reference_id or reference_ids.new_reference_id(),
+        inputs_fingerprint=fingerprint_of(fields),  # blank: files have no URL to compare
+        **fields,
+    )
     with transaction.atomic():  # refuse before storing hundreds of megabytes
         limits.check_monthly_limit(user=user, adding=1)
     try:

@@ -6,18 +6,14 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods
 
 from submissions import roles
+from submissions.core.feedback import tell_outcome
 from submissions.jobs import services as job_services
-from submissions.jobs.views import tell_outcome
-from submissions.outbox import sending
 from submissions.team import limits
 from submissions.uploads import files as upload_files
 from submissions.uploads import forms as upload_forms
 from submissions.uploads import services as upload_services
 
 TEMPLATE = "submissions/uploads/upload.html"
-# Larger uploads are left to the worker: relaying hundreds of megabytes could outlast the web server's
-# request timeout, and nobody should wait on a spinner for it.
-SEND_IN_REQUEST_MAX_BYTES = 20 * 1024 * 1024
 
 
 @require_http_methods(["GET", "POST"])
@@ -31,7 +27,7 @@ def upload(request: HttpRequest) -> HttpResponse:
     form = upload_forms.UploadForm(request.POST, request.FILES, oversized=upload_files.oversized_uploads(request))
     if form.is_valid():
         try:
-            submission = upload_services.create_upload_submission(user=request.user, **form.cleaned_data)
+            submission = upload_services.submit_upload(user=request.user, **form.cleaned_data)
         except limits.MonthlyLimitReached as exc:
             form.add_error(None, str(exc))
         except job_services.ReferenceIdTaken:
@@ -39,9 +35,6 @@ def upload(request: HttpRequest) -> HttpResponse:
         else:
             # Whatever the API answers, the job and its files are saved: its page says what happens next
             # (a browser cannot put files back into a form, so unlike URLs there is no form to show again).
-            size = form.cleaned_data["video"].size + form.cleaned_data["audio"].size
-            if size <= SEND_IN_REQUEST_MAX_BYTES:
-                submission = sending.send_if_room(submission=submission)
             tell_outcome(request, submission)
             return redirect(submission)
     return render(request, TEMPLATE, {"form": form})

@@ -52,14 +52,14 @@ def test_upstream_fields_are_read_only(admin_client_with_rows):
     assert "00000000-0000-4000-8000-000000000000" in html
 
 
-def test_send_again_action_sends_the_failed_ones(admin_client_with_rows, sandbox):
+def test_send_again_action_sends_the_failed_ones(admin_client_with_rows, fake_chamelaion):
     response = admin_client_with_rows.post(
         reverse("admin:submissions_submission_changelist"),
         {"action": "send_again", "_selected_action": list(Submission.objects.values_list("pk", flat=True))},
         follow=True,
     )
     assert "Sent or queued 1; still not sent 0." in response.content.decode()
-    (job,) = sandbox.jobs()
+    (job,) = fake_chamelaion.jobs()
     assert Submission.objects.get(reference_id="ep1-fr").request_id == job["id"]
 
 

@@ -1,8 +1,10 @@
 """Administration: the job, batch and activity admin (filters, search, actions, no per-row queries),
 cancelling a job that still waits to send, and the activity trail."""
 
+import ast
 import re
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from django.contrib import admin as django_admin
@@ -19,13 +21,15 @@ from submissions.admin.submissions import SubmissionAdmin
 from submissions.batches import selectors as batch_selectors
 from submissions.batches import services as batch_services
 from submissions.core import activity
+from submissions.jobs import edit_services
 from submissions.jobs import services as job_services
-from submissions.models import Activity, Batch, Submission, inputs_fingerprint
+from submissions.jobs.fingerprints import inputs_fingerprint
+from submissions.models import Activity, Batch, Submission
 from submissions.outbox import selectors as outbox_selectors
 from submissions.outbox import sending
 from submissions.outbox import worker as outbox
 from submissions.tracking import imports
-from tests.factories import make_submission
+from tests.factories import make_member, make_submission
 
 pytestmark = pytest.mark.django_db
 State = Submission.State
@@ -50,9 +54,9 @@ def run_action(client, action, submissions):
     return response.content.decode()
 
 
-def sent_job(sandbox, user, **fields):
-    """A job that really exists in the sandbox, as DubDash stores it right after sending."""
-    job = sandbox.create_job(video_url=sandbox.sample_video_url, audio_url=sandbox.sample_audio_url)
+def sent_job(fake_chamelaion, user, **fields):
+    """A job that really exists on the (fake) Chamelaion account, as DubDash stores it right after sending."""
+    job = fake_chamelaion.create_job(video_url=fake_chamelaion.sample_video_url, audio_url=fake_chamelaion.sample_audio_url)
     defaults = {"request_id": job["id"], "state": State.QUEUED, "upstream_status": "queued", "sent_at": timezone.now()}
     return make_submission(user, **{**defaults, **fields})
 
@@ -151,7 +155,7 @@ def _queries(client, url):
 def _rows(django_user_model, count, start):
     """Each row with its own member and batch, so a per-row lookup of either would show."""
     for n in range(start, start + count):
-        member = django_user_model.objects.create_user(username=f"member{n}")
+        member = make_member(f"member{n}")
         batch = Batch.objects.create(name=f"Batch {n}", created_by=member)
         job = make_submission(member, title=f"Job {n}", batch=batch, target_language=["de", "fr", "ja"][n % 3])
         activity.record(actor=member, verb=Verb.SUBMITTED, submission=job)
@@ -169,15 +173,15 @@ def test_the_changelists_query_count_does_not_grow_with_the_rows(admin_client, d
 # --- Actions ----------------------------------------------------------------------------------------
 
 
-def test_refresh_action_asks_the_sandbox_and_skips_what_it_cannot_refresh(admin_client, admin_user, user, sandbox):
-    in_flight = sent_job(sandbox, user, title="In flight")
+def test_refresh_action_asks_chamelaion_and_skips_what_it_cannot_refresh(admin_client, admin_user, user, fake_chamelaion):
+    in_flight = sent_job(fake_chamelaion, user, title="In flight")
     waiting = make_submission(user, title="Waiting")
     done = make_submission(user, title="Done", state=State.COMPLETED, request_id="done-1")
-    sandbox.advance(60)  # the sandbox finishes it meanwhile
+    fake_chamelaion.advance(60)  # Chamelaion finishes it meanwhile
 
     page = run_action(admin_client, "refresh_status", [in_flight, waiting, done])
 
-    assert "Asked Chamelaion about 1. 1 × Checked just now: completed." in page
+    assert "Asked Chamelaion about 1. 1 \N{MULTIPLICATION SIGN} Checked just now: completed." in page
     assert "Skipped 2: not sent yet, already finished" in page
     in_flight.refresh_from_db()
     assert in_flight.state == State.COMPLETED and in_flight.output_url
@@ -185,15 +189,15 @@ def test_refresh_action_asks_the_sandbox_and_skips_what_it_cannot_refresh(admin_
     assert entry.actor == admin_user and entry.submission == in_flight and "completed" in entry.details
 
 
-def test_refresh_action_reports_a_job_chamelaion_no_longer_has(admin_client, user, sandbox):
+def test_refresh_action_reports_a_job_chamelaion_no_longer_has(admin_client, user, fake_chamelaion):
     gone = make_submission(user, title="Gone", state=State.QUEUED, request_id="00000000-0000-4000-8000-00000000dead")
     page = run_action(admin_client, "refresh_status", [gone])
-    assert "1 × Chamelaion has no job with this request id" in page
+    assert "1 \N{MULTIPLICATION SIGN} Chamelaion has no job with this request id" in page
     gone.refresh_from_db()
     assert gone.state == State.MISSING
 
 
-def test_send_again_action_sends_the_failed_ones_and_counts_the_skipped(admin_client, admin_user, user, sandbox):
+def test_send_again_action_sends_the_failed_ones_and_counts_the_skipped(admin_client, admin_user, user, fake_chamelaion):
     failed = make_submission(user, title="Failed", state=State.SEND_FAILED, last_error="Timed out.")
     queued = make_submission(user, title="Queued", state=State.QUEUED, request_id="q-1")
     waiting = make_submission(user, title="Waiting")
@@ -201,14 +205,14 @@ def test_send_again_action_sends_the_failed_ones_and_counts_the_skipped(admin_cl
     page = run_action(admin_client, "send_again", [failed, queued, waiting])
 
     assert "Sent or queued 1; still not sent 0. Skipped 2 that were not waiting to be sent again." in page
-    (job,) = sandbox.jobs()
+    (job,) = fake_chamelaion.jobs()
     failed.refresh_from_db()
     assert failed.request_id == job["id"] and failed.state == State.QUEUED
     entry = Activity.objects.get(verb=Verb.SENT_AGAIN)
     assert entry.actor == admin_user and entry.submission == failed
 
 
-def test_cancel_action_cancels_only_what_waits_to_send(admin_client, admin_user, user, sandbox):
+def test_cancel_action_cancels_only_what_waits_to_send(admin_client, admin_user, user, fake_chamelaion):
     waiting = make_submission(user, title="Waiting")
     sending = make_submission(user, title="Sending", state=State.SENDING, last_attempt_at=timezone.now())
     sent = make_submission(user, title="Sent", state=State.QUEUED, request_id="sent-1")
@@ -222,20 +226,18 @@ def test_cancel_action_cancels_only_what_waits_to_send(admin_client, admin_user,
     assert states == {"Waiting": State.CANCELLED, "Sending": State.SENDING, "Sent": State.QUEUED, "Uncertain": State.PENDING}
     entry = Activity.objects.get(verb=Verb.CANCELLED)
     assert entry.actor == admin_user and entry.submission == waiting
-    assert sandbox.jobs() == []
+    assert fake_chamelaion.jobs() == []
 
 
-def test_actions_that_change_jobs_need_the_retry_permission(client, django_user_model, user):
-    clerk = django_user_model.objects.create_user("clerk", password="x", is_staff=True)
-    roles.assign(clerk, roles.VIEWER)
+def test_actions_that_change_jobs_need_the_retry_permission(client, cast, user):
+    clerk = make_member("clerk", role=roles.VIEWER, is_staff=True)
     clerk.user_permissions.add(*_permissions("view_submission"))
     client.force_login(clerk)
     page = client.get(CHANGELIST).content.decode()
     assert 'value="refresh_status"' in page
     assert 'value="send_again"' not in page and 'value="cancel_waiting"' not in page
 
-    boss = django_user_model.objects.create_user("boss", password="x", is_staff=True)
-    roles.assign(boss, roles.TEAM_ADMIN)
+    boss = cast.staff_team_admin
     client.force_login(boss)
     waiting = make_submission(user, title="Waiting")
     page = client.get(CHANGELIST).content.decode()
@@ -303,9 +305,8 @@ def test_another_submitter_may_not_cancel(client, user, other_user):
     assert job.state == State.PENDING
 
 
-def test_a_team_admin_may_cancel_anyones_waiting_job(client, django_user_model, user):
-    boss = django_user_model.objects.create_user("boss")
-    roles.assign(boss, roles.TEAM_ADMIN)
+def test_a_team_admin_may_cancel_anyones_waiting_job(client, cast, user):
+    boss = cast.team_admin
     job = make_submission(user)
     client.force_login(boss)
     client.post(reverse("submissions:cancel", args=[job.pk]))
@@ -313,14 +314,14 @@ def test_a_team_admin_may_cancel_anyones_waiting_job(client, django_user_model, 
     assert job.state == State.CANCELLED
 
 
-def test_cancelled_jobs_are_never_sent_by_the_outbox(user, sandbox):
+def test_cancelled_jobs_are_never_sent_by_the_outbox(user, fake_chamelaion):
     cancelled, waiting = due(user, title="Cancelled"), due(user, title="Waiting")
     assert job_services.cancel(submission=cancelled, user=user)
 
     assert outbox_selectors.due_for_sending(limit=10) == [waiting]
     assert outbox.send_due(seconds=1, wait_for_budget=False) == 1
 
-    assert len(sandbox.jobs()) == 1
+    assert len(fake_chamelaion.jobs()) == 1
     cancelled.refresh_from_db()
     assert cancelled.state == State.CANCELLED and cancelled.request_id is None and cancelled.send_attempts == 0
     assert not cancelled.is_in_flight and not sending.claim(cancelled)
@@ -350,13 +351,13 @@ def test_a_batch_counts_cancelled_jobs_as_finished(user):
 # --- The activity trail -------------------------------------------------------------------------------
 
 
-def test_submitting_records_who_submitted(user, sandbox):
-    job = job_services.submit(user=user, video_url=sandbox.sample_video_url, audio_url=sandbox.sample_audio_url)
+def test_submitting_records_who_submitted(user, fake_chamelaion):
+    job = job_services.submit(user=user, video_url=fake_chamelaion.sample_video_url, audio_url=fake_chamelaion.sample_audio_url)
     entry = Activity.objects.get()
     assert (entry.actor, entry.verb, entry.submission, entry.batch) == (user, Verb.SUBMITTED, job, None)
 
 
-def test_a_batch_is_one_entry_not_one_per_row(user, sandbox):
+def test_a_batch_is_one_entry_not_one_per_row(user, fake_chamelaion):
     rows = [{"video_url": "https://cdn.example.com/v.mp4", "audio_url": f"https://cdn.example.com/{n}.wav",
              "target_language": language} for n, language in enumerate(["de", "fr", "ja"])]
     batch = batch_services.create_batch(user=user, name="Trailer", rows=rows)
@@ -365,7 +366,7 @@ def test_a_batch_is_one_entry_not_one_per_row(user, sandbox):
     assert entry.details == "Batch of 3 jobs"
 
 
-def test_sending_again_records_who_and_which_inputs_changed(user, sandbox):
+def test_sending_again_records_who_and_which_inputs_changed(user, fake_chamelaion):
     job = make_submission(user, title="Old", state=State.SEND_FAILED, last_error="Refused.")
     job_services.send_again(submission=job, user=user, changes={"title": "New", "video_url": job.video_url})
     entry = Activity.objects.get()
@@ -373,7 +374,7 @@ def test_sending_again_records_who_and_which_inputs_changed(user, sandbox):
     assert entry.details == "Edited title"  # names only, never the values
 
 
-def test_retrying_a_batch_is_one_entry(user, sandbox):
+def test_retrying_a_batch_is_one_entry(user, fake_chamelaion):
     batch = Batch.objects.create(name="Trailer", created_by=user)
     make_submission(user, batch=batch, state=State.SEND_FAILED, target_language="de")
     make_submission(user, batch=batch, state=State.FAILED, request_id="failed-1", target_language="fr")
@@ -386,8 +387,8 @@ def test_retrying_a_batch_is_one_entry(user, sandbox):
     assert entry.details == "2 failed jobs sent again"
 
 
-def test_importing_records_an_entry_without_actor(admin_client, admin_user, sandbox):
-    sandbox.create_job(video_url=sandbox.sample_video_url, audio_url=sandbox.sample_audio_url)
+def test_importing_records_an_entry_without_actor(admin_client, admin_user, fake_chamelaion):
+    fake_chamelaion.create_job(video_url=fake_chamelaion.sample_video_url, audio_url=fake_chamelaion.sample_audio_url)
     imports.import_external_jobs()
     entry = Activity.objects.get()
     assert (entry.actor, entry.verb) == (None, Verb.IMPORTED)
@@ -395,7 +396,8 @@ def test_importing_records_an_entry_without_actor(admin_client, admin_user, sand
 
     admin_client.post(reverse("admin:submissions_submission_import"))  # the admin button says who pressed it
     latest = Activity.objects.first()
-    assert (latest.actor, latest.verb, latest.details) == (admin_user, Verb.IMPORTED, "Looked at 1 jobs on the account, imported 0")
+    expected = (admin_user, Verb.IMPORTED, "Looked at 1 jobs on the account, imported 0")
+    assert (latest.actor, latest.verb, latest.details) == expected
 
 
 def test_record_keeps_details_short_and_on_one_line(user):
@@ -536,3 +538,44 @@ def test_the_activity_admin_is_read_only_with_filters_and_search(admin_client, u
     mine.refresh_from_db()
     assert mine.verb == Verb.SUBMITTED
     assert admin_client.get(reverse("admin:submissions_activity_delete", args=[mine.pk])).status_code == 403
+
+
+# --- The services write, the admin only calls them -----------------------------------------------------------
+
+
+def test_the_admin_writes_nothing_itself():
+    """No UPDATE, no transition, no save and no trail entry in the admin modules: the services do those."""
+    writes = {"record", "transition", "update", "save", "create", "delete"}
+    found = []
+    for path in sorted((Path(__file__).resolve().parents[2] / "submissions" / "admin").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in writes:
+                receiver = ast.unparse(node.func.value)
+                if receiver not in ("super()",):  # Django's own ModelAdmin steps (LogEntry) are not ours to move
+                    found.append(f"{path.name}:{node.lineno} {receiver}.{node.func.attr}")
+    assert found == []
+
+
+def test_an_edit_in_admin_is_one_service_call_with_its_trail_entry(admin_user, user):
+    job = make_submission(user, title="Ep 1")
+    assert edit_services.edit_job(submission=job, changes={"title": "Episode 1"}, actor=admin_user, summary="In admin: x")
+    assert Submission.objects.get(pk=job.pk).title == "Episode 1"
+    assert Activity.objects.get(verb=Verb.CHANGED).details == "In admin: x"
+
+    sending.claim(Submission.objects.get(pk=job.pk))  # the outbox starts sending it: inputs are fixed now
+    job.video_url = "https://cdn.example.com/other.mp4"
+    assert not edit_services.edit_job(submission=job, changes={"video_url": job.video_url}, actor=admin_user, summary="y")
+    assert job.video_url == "https://cdn.example.com/episode-1.mp4" and job.state == State.SENDING  # as it is now
+    assert Activity.objects.filter(verb=Verb.CHANGED).count() == 1  # nothing noted for what did not happen
+
+
+def test_a_job_added_in_admin_is_noted_by_the_service(admin_client, admin_user, user):
+    response = admin_client.post(reverse("admin:submissions_submission_add"), {
+        "created_by": user.pk, "title": "Added by hand", "target_language": "de",
+        "video_url": "https://cdn.example.com/a.mp4", "audio_url": "https://cdn.example.com/a.wav", "reference_id": "by-hand-1",
+    })
+    assert response.status_code == 302
+    job = Submission.objects.get(title="Added by hand")
+    assert job.inputs_fingerprint == inputs_fingerprint(job.video_url, job.audio_url, False)
+    entry = Activity.objects.get(verb=Verb.SUBMITTED)
+    assert entry.actor == admin_user and entry.submission == job and entry.details == "Added in admin; sent by the outbox"

@@ -59,7 +59,7 @@ def test_retry_the_failed_ones(logged_in, user, sandbox, settings):
     settings.SEND_MAX_ATTEMPTS = 1
     logged_in.post(NEW_BATCH, batch_post(["de", "fr", "es"]))
     batch = Batch.objects.get()
-    de, fr, es = batch.submissions.order_by("pk")
+    de, fr, _es = batch.submissions.order_by("pk")
     Submission.objects.filter(pk=de.pk).update(state=State.FAILED, upstream_error_message="video URL is not accessible")
     Submission.objects.filter(pk=fr.pk).update(state=State.SEND_FAILED, request_id=None, last_error="x")
     page = logged_in.get(batch.get_absolute_url()).content.decode()
@@ -104,7 +104,7 @@ def test_rows_can_be_added_and_removed_without_javascript(logged_in):
     assert "episode-4-de.wav" not in removed and "episode-4-es.wav" in removed
 
 
-def test_teammates_see_a_batch_but_only_its_owner_retries_it(client, user, other_user, django_user_model, sandbox):
+def test_teammates_see_a_batch_but_only_its_owner_retries_it(client, user, other_user, cast, sandbox):
     client.force_login(user)
     client.post(NEW_BATCH, batch_post(["de"]))
     batch = Batch.objects.get()
@@ -113,7 +113,7 @@ def test_teammates_see_a_batch_but_only_its_owner_retries_it(client, user, other
     page = client.get(batch.get_absolute_url())
     assert page.status_code == 200 and "Retry the failed ones" not in page.content.decode()
     assert client.post(reverse("submissions:batch_retry_failed", args=[batch.pk])).status_code == 403
-    client.force_login(django_user_model.objects.create_user(username="no-role"))
+    client.force_login(cast.no_role)
     assert client.get(batch.get_absolute_url()).status_code == 404
 
 
@@ -121,7 +121,7 @@ def test_history_filters_by_batch_id_and_name(logged_in, user, sandbox):
     logged_in.post(NEW_BATCH, batch_post(["de"]))
     logged_in.post(NEW_BATCH, {**batch_post(["fr"]), "name": "Trailer", "video_url": "https://cdn.example.com/trailer.mp4"})
     make_submission(user, title="Loose job")
-    episode, trailer = Batch.objects.order_by("pk")
+    episode, _trailer = Batch.objects.order_by("pk")
     by_id = logged_in.get(reverse("submissions:history"), {"batch": episode.pk}).content.decode()
     assert "Episode 4 (German)" in by_id and "Trailer (French)" not in by_id and "Loose job" not in by_id
     by_name = logged_in.get(reverse("submissions:history"), {"batch_name": "trail"}).content.decode()

@@ -78,13 +78,17 @@ def client(server, certificate, *, trusted: bool) -> chamelaion.ChamelaionClient
     session = requests.Session()
     session.trust_env = False  # a CA bundle named in the environment would replace the one chosen here
     session.verify = str(certificate[0]) if trusted else True
-    return chamelaion.ChamelaionClient(base_url=f"https://localhost:{server.port}/api", api_key="k", connect_timeout=2, read_timeout=2, session=session)
+    return chamelaion.ChamelaionClient(
+        base_url=f"https://localhost:{server.port}/api", api_key="k", connect_timeout=2, read_timeout=2, session=session
+    )
 
 
 def test_a_tls_failure_after_the_request_arrived_may_have_created_the_job(certificate):
     server = TlsServer(certificate)
     with pytest.raises(chamelaion.Unreachable) as failure:
-        client(server, certificate, trusted=True).generate(video_url="https://cdn.example.com/a.mp4", audio_url="https://cdn.example.com/a.wav", reference_id="ep1-de")
+        client(server, certificate, trusted=True).generate(
+            video_url="https://cdn.example.com/a.mp4", audio_url="https://cdn.example.com/a.wav", reference_id="ep1-de"
+        )
     server.thread.join(timeout=5)
     assert b"POST /api/v1/lipsync/generate" in server.received  # it did arrive
     assert failure.value.may_have_reached_server and failure.value.retryable
@@ -93,7 +97,9 @@ def test_a_tls_failure_after_the_request_arrived_may_have_created_the_job(certif
 def test_a_refused_certificate_proves_nothing_was_sent(certificate):
     server = TlsServer(certificate)
     with pytest.raises(chamelaion.Unreachable) as failure:
-        client(server, certificate, trusted=False).generate(video_url="https://cdn.example.com/a.mp4", audio_url="https://cdn.example.com/a.wav", reference_id="ep1-de")
+        client(server, certificate, trusted=False).generate(
+            video_url="https://cdn.example.com/a.mp4", audio_url="https://cdn.example.com/a.wav", reference_id="ep1-de"
+        )
     server.thread.join(timeout=5)
     assert server.received == b""
     assert not failure.value.may_have_reached_server and "certificate" in failure.value.detail

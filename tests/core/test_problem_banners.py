@@ -6,6 +6,7 @@ from django.urls import reverse
 
 from submissions import roles
 from submissions.models import Problem
+from tests.factories import make_member
 
 pytestmark = pytest.mark.django_db
 PAGES = ["submissions:history", "submissions:api_key", "submissions:new"]
@@ -17,10 +18,7 @@ BANNERS = {
 
 
 def person(django_user_model, name, role=None, **flags):
-    user = django_user_model.objects.create_user(name, password="x", **flags)
-    if role:
-        roles.assign(user, role)
-    return user
+    return make_member(name, role=role, **flags)
 
 
 @pytest.fixture(params=[True, False], ids=["key-in-environment", "sandbox-or-stored-key"])

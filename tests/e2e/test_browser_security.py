@@ -8,6 +8,7 @@ from playwright.sync_api import Page, expect
 
 from submissions.tracking import services as tracking
 from tests.browser_waits import wait_for_video_data, wait_until
+from tests.factories import make_member
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -150,7 +151,7 @@ def test_dubdash_pages_work_under_the_policy(watch: Watch, logged_in_page: Page,
 def test_django_admin_works_under_the_policy(watch: Watch, page: Page, live_server, django_user_model):
     from submissions.models import Submission
 
-    admin = django_user_model.objects.create_superuser("root", password="root-password-123")
+    admin = make_member("root", password="root-password-123", is_staff=True, is_superuser=True)
     submission = Submission.objects.create(
         created_by=admin, title="Admin CSP", video_url="https://cdn.example.com/a.mp4",
         audio_url="https://cdn.example.com/a.wav", reference_id="admin-csp",
@@ -185,7 +186,7 @@ def test_django_admin_works_under_the_policy(watch: Watch, page: Page, live_serv
 
 
 def test_the_lockout_page_works_under_the_policy(watch: Watch, page: Page, live_server, django_user_model):
-    django_user_model.objects.create_user("maria", password="dubbing-all-day")
+    make_member("maria")  # on no team: the lockout is about the password, not the role
     # The lockout answers 429, which Chromium logs as a failed load: expected here, nothing else is.
     watch.allowed.append(re.compile(r"^console error \(\S+/login/\): .*status of 429"))
     page.goto(live_server.url + "/login/")

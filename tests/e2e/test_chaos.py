@@ -106,13 +106,13 @@ def report(sandbox, workers: list[Worker], web: WebPath, why: str) -> str:
         "some unsettled rows:",
     ]
     now = timezone.now()
-    for row in unsettled:
-        lines.append(
-            f"  {row.reference_id}: {row.state}, attempts {row.send_attempts}, next at "
-            f"{(row.next_attempt_at - now).total_seconds() if row.next_attempt_at else None} s, last attempt "
-            f"{(now - row.last_attempt_at).total_seconds() if row.last_attempt_at else None} s ago, "
-            f"unknown since {row.outcome_unknown_since}, error {row.last_error[:100]!r}"
-        )
+    lines += [
+        f"  {row.reference_id}: {row.state}, attempts {row.send_attempts}, next at "
+        f"{(row.next_attempt_at - now).total_seconds() if row.next_attempt_at else None} s, last attempt "
+        f"{(now - row.last_attempt_at).total_seconds() if row.last_attempt_at else None} s ago, "
+        f"unknown since {row.outcome_unknown_since}, error {row.last_error[:100]!r}"
+        for row in unsettled
+    ]
     for worker in workers:
         lines.append(f"--- {worker.name} (alive: {worker.alive()}), last lines:")
         lines.extend(worker.output().splitlines()[-25:])
@@ -152,7 +152,7 @@ def check_exactly_once(sandbox, workers: list[Worker], web: WebPath) -> None:
     assert len(jobs) == TOTAL
     wrong = [ref for ref, row in rows.items() if row.request_id != next(j["id"] for j in jobs if j["reference_id"] == ref)]
     assert not wrong, describe(f"submissions holding another job's request id: {wrong[:5]}")
-    left = Counter(row.state for row in rows.values() if row.state in NOT_DONE + [State.MISSING])
+    left = Counter(row.state for row in rows.values() if row.state in [*NOT_DONE, State.MISSING])
     assert not left, describe(f"submissions not settled: {dict(left)}")
     # The chaos really happened: every kind of failure hit the sends.
     stats = sandbox.stats()

@@ -48,7 +48,7 @@ from submissions.models import Batch, CsvUpload, Problem, Submission
 from submissions.outbox import worker as outbox
 from submissions.tracking import refresh
 from submissions.tracking import services as tracking
-from tests.factories import make_submission
+from tests.factories import make_member, make_submission
 
 pytestmark = pytest.mark.django_db
 
@@ -112,8 +112,10 @@ class LeakWatch:
         loggers = [logging.getLogger()] + [
             logger for logger in logging.root.manager.loggerDict.values() if isinstance(logger, logging.Logger)
         ]
-        for name in ("django", "django.request", "django.db.backends", "urllib3", "submissions", "requests"):
-            loggers.append(logging.getLogger(name))
+        loggers += [
+            logging.getLogger(name)
+            for name in ("django", "django.request", "django.db.backends", "urllib3", "submissions", "requests")
+        ]
         saved = [(logger, logger.level, logger.disabled) for logger in loggers]
         for logger in loggers:
             logger.setLevel(logging.DEBUG)
@@ -185,7 +187,7 @@ def every_route() -> list[Route]:
                 more = (pattern.namespace,) if pattern.namespace else ()
                 walk(pattern, prefix + str(pattern.pattern), namespaces + more)
             elif isinstance(pattern, URLPattern):
-                name = ":".join(namespaces + (pattern.name,)) if pattern.name else None
+                name = ":".join((*namespaces, pattern.name)) if pattern.name else None
                 found.append(Route(prefix + str(pattern.pattern), name, tuple(pattern.pattern.regex.groupindex)))
 
     walk(get_resolver(), "", ())
@@ -294,8 +296,7 @@ def _log_in(client: Client, user) -> None:
 
 @pytest.fixture
 def people(django_user_model, admin_user, user):
-    boss = django_user_model.objects.create_user(username="ayla", password="keys-and-more-keys", is_staff=True)
-    roles.assign(boss, roles.TEAM_ADMIN)
+    boss = make_member("ayla", role=roles.TEAM_ADMIN, password="keys-and-more-keys", is_staff=True)
     return admin_user, boss, user
 
 

@@ -11,9 +11,8 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from submissions import roles
 from submissions.models import Batch, CsvUpload, Submission
-from tests.factories import make_submission
+from tests.factories import make_part, make_submission
 
 pytestmark = pytest.mark.django_db
 ACTORS = ["anonymous", "no_role", "viewer", "owner", "other_submitter", "team_admin", "superuser"]
@@ -52,13 +51,11 @@ MATRIX = {
 
 @pytest.fixture
 def world(django_user_model, sandbox):
-    people = {}
-    for name, role in [("no_role", None), ("viewer", roles.VIEWER), ("owner", roles.SUBMITTER),
-                       ("other_submitter", roles.SUBMITTER), ("team_admin", roles.TEAM_ADMIN)]:
-        people[name] = django_user_model.objects.create_user(username=name, password="x")
-        if role:
-            roles.assign(people[name], role)
-    people["superuser"] = django_user_model.objects.create_superuser(username="root", password="x")
+    people = {name: make_part(part, username=name, password="x") for name, part in [
+        ("no_role", "no_role"), ("viewer", "viewer"), ("owner", "submitter"), ("other_submitter", "submitter"),
+        ("team_admin", "team_admin"),
+    ]}
+    people["superuser"] = make_part("superuser", username="root", password="x")
     owner = people["owner"]
     batch = Batch.objects.create(name="Episode 1", created_by=owner)
     failed = make_submission(owner, batch=batch, state=Submission.State.SEND_FAILED, last_error="x")
@@ -119,7 +116,7 @@ def _privileges(people) -> list[tuple]:
 
 @pytest.mark.parametrize("actor", ACTORS[1:])
 def test_buttons_a_user_may_not_use_are_not_shown(client, world, actor):
-    people, urls, failed, waiting = world
+    people, urls, _failed, waiting = world
     client.force_login(people[actor])
     nav = client.get(urls["history"]).content.decode()
     may_submit = actor in ("owner", "other_submitter", "team_admin", "superuser")

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from submissions import roles
 from submissions.models import Batch, Submission
-from tests.factories import make_submission
+from tests.factories import make_member, make_submission
 
 pytestmark = pytest.mark.django_db
 
@@ -29,7 +29,7 @@ FUZZ = settings(
 any_text = st.text(st.characters(exclude_categories=["Cs"]), max_size=300)
 numbers = st.one_of(
     st.integers(min_value=-(2**70), max_value=2**70).map(str),
-    st.sampled_from(["0", "-0", "1e9", "0x10", "１２", "²", "9" * 30, "9" * 5000, " 7 ", "7.0", "NaN", "inf"]),
+    st.sampled_from(["0", "-0", "1e9", "0x10", "\uff11\uff12", "²", "9" * 30, "9" * 5000, " 7 ", "7.0", "NaN", "inf"]),
 )
 # The whole range, with the widest offsets: 9999-12-31T23:59:59-14:00 is past the end of time in UTC.
 offsets = st.sampled_from([None, UTC, timezone(timedelta(hours=14)), timezone(timedelta(hours=-14))])
@@ -69,8 +69,7 @@ PARAMETERS = {
 @pytest.fixture
 def team_admin_client(client, user, other_user, django_user_model):
     """A team admin (every filter applies, the member filter included) with a history worth filtering."""
-    admin = django_user_model.objects.create_user("ines", password="x")
-    roles.assign(admin, roles.TEAM_ADMIN)
+    admin = make_member("ines", role=roles.TEAM_ADMIN)
     batch = Batch.objects.create(name="Episode 4", created_by=user)
     for n, owner in enumerate([user, other_user, admin, user]):
         make_submission(owner, title=f"Episode {n}", target_language="de", batch=batch if n % 2 else None)

@@ -10,13 +10,13 @@ from axes.models import AccessAttempt
 from axes.utils import reset
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client, RequestFactory
-from django.urls import NoReverseMatch, URLPattern, URLResolver, get_resolver, reverse
+from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from django.utils import timezone
 
 from dubdash.security import client_ip_address
 from submissions.models import Batch, CsvUpload, Problem, Submission
-from tests.factories import make_submission
 from tests.core.test_settings import PRODUCTION_LIKE, manage
+from tests.factories import PASSWORD, make_submission
 
 pytestmark = pytest.mark.django_db
 State = Submission.State
@@ -26,6 +26,7 @@ CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; media-src 'self' https: http:; "
     "connect-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'; object-src 'none'"
 )
+MISSING = 999999  # the id project_post_urls() fills in: no such object
 LOCKED_OUT = "Too many failed attempts for this account. Try again in 15 minutes, or ask an administrator to unlock it."
 WRONG_PASSWORD = "Please enter a correct username and password."
 
@@ -35,7 +36,7 @@ def text_of(html: str) -> str:
     return " ".join(re.sub(r"<[^>]+>", " ", html).split())
 
 
-def log_in(client, username="maria", password="dubbing-all-day", **extra):
+def log_in(client, username="maria", password=PASSWORD, **extra):
     return client.post(LOGIN, {"username": username, "password": password}, **extra)
 
 
@@ -47,7 +48,7 @@ def is_logged_in(client) -> bool:
 
 
 def test_five_failures_lock_the_account_out_with_a_clear_message(client, user, settings):
-    assert settings.AXES_FAILURE_LIMIT == 5 and settings.AXES_COOLOFF_TIME == timedelta(minutes=15)
+    assert settings.AXES_FAILURE_LIMIT == 5 and timedelta(minutes=15) == settings.AXES_COOLOFF_TIME
     for _ in range(4):
         response = log_in(client, password="wrong")
         assert response.status_code == 200
@@ -359,7 +360,7 @@ def project_post_urls() -> list[str]:
                 yield from walk(pattern.url_patterns, ":".join(filter(None, [namespace, pattern.namespace])))
             elif isinstance(pattern, URLPattern) and pattern.name:
                 name = f"{namespace}:{pattern.name}" if namespace else pattern.name
-                yield reverse(name, kwargs={key: 999999 for key in pattern.pattern.converters})
+                yield reverse(name, kwargs={key: MISSING for key in pattern.pattern.converters})
 
     return sorted(set(walk(get_resolver().url_patterns, "")))
 
@@ -389,7 +390,7 @@ def test_a_post_without_the_csrf_token_is_refused_everywhere(django_user_model, 
     by_name = ["new", "new_batch", "csv_upload", "upload"]
     expected = {reverse("login"), reverse("logout")}
     expected |= {reverse(f"submissions:{name}") for name in by_name}
-    expected |= {reverse(f"submissions:{name}", args=[999999]) for name in by_id}
+    expected |= {reverse(f"submissions:{name}", args=[MISSING]) for name in by_id}
     assert expected <= set(urls)
 
     admin = django_user_model.objects.create_superuser("root", password="root-password-123")
@@ -401,10 +402,7 @@ def test_a_post_without_the_csrf_token_is_refused_everywhere(django_user_model, 
         assert refused_for_csrf(strict.post(url, data)), url
     # Real objects, too: nothing happened to them.
     for name in ("send_again", "refresh", "cancel"):
-        try:
-            url = reverse(f"submissions:{name}", args=[objects["failed_send"].pk])
-        except NoReverseMatch:  # not every version of DubDash has every action
-            continue
+        url = reverse(f"submissions:{name}", args=[objects["failed_send"].pk])  # every action exists: none is skipped
         assert refused_for_csrf(strict.post(url)), url
     assert refused_for_csrf(strict.post(reverse("submissions:batch_retry_failed", args=[objects["batch"].pk])))
     assert refused_for_csrf(strict.post(reverse("submissions:csv_send", args=[objects["csv"].pk])))
@@ -417,18 +415,77 @@ def test_a_post_without_the_csrf_token_is_refused_everywhere(django_user_model, 
     assert strict.get(reverse("submissions:history")).status_code == 200  # still logged in: logout was refused
 
 
+def expected_answers(objects) -> dict[str, tuple[int, str]]:
+    """What each POST of the test below answers with its token, as (status, where it leads): the Location
+    of a redirect, or the <title> of the page shown, as a pattern that must match it whole. Anything else
+    (a 500 above all) is a failure."""
+    submission = objects["failed_send"]
+    changelist = reverse("admin:submissions_submission_changelist")
+    not_allowed = (405, "")  # a GET-only page: the method is refused, after the token was accepted
+    not_found = (404, "")  # an id that does not exist
+    answers = {
+        reverse("submissions:history"): not_allowed,
+        reverse("submissions:batch", kwargs={"pk": MISSING}): not_allowed,
+        reverse("submissions:batch_export", kwargs={"pk": MISSING}): not_allowed,
+        reverse("submissions:batch_retry_failed", kwargs={"pk": MISSING}): not_found,
+        reverse("submissions:csv_upload"): (200, "Import a CSV file · DubDash"),
+        reverse("submissions:csv_preview", kwargs={"pk": MISSING}): not_found,
+        reverse("submissions:csv_send", kwargs={"pk": MISSING}): not_found,
+        reverse("submissions:new_batch"): (200, "New batch · DubDash"),
+        reverse("login"): (302, "/"),
+        reverse("submissions:api_key"): (200, "API key · DubDash"),
+        reverse("submissions:api_key_test"): (200, "API key · DubDash"),
+        reverse("submissions:detail", kwargs={"pk": MISSING}): not_allowed,
+        reverse("submissions:cancel", kwargs={"pk": MISSING}): not_found,
+        reverse("submissions:refresh", kwargs={"pk": MISSING}): not_found,
+        reverse("submissions:send_again", kwargs={"pk": MISSING}): not_found,
+        reverse("submissions:history_export"): not_allowed,
+        reverse("submissions:new"): (200, "New submission · DubDash"),
+        reverse("submissions:upload"): (200, "Upload files · DubDash"),
+        reverse("submissions:team_members"): not_allowed,
+        reverse("submissions:team_member_update", kwargs={"pk": MISSING}): not_found,
+        reverse("submissions:team_usage"): not_allowed,
+        reverse("admin:login"): (302, "/"),
+        changelist: (302, changelist),
+        reverse("admin:submissions_submission_change", args=[objects["pending"].pk]): (302, changelist),
+        reverse("admin:submissions_submission_delete", args=[submission.pk]): (302, changelist),
+        reverse("admin:submissions_submission_import"): (302, changelist),
+        reverse("admin:axes_accessattempt_changelist"): (200, "Select access attempt to change | DubDash admin"),
+        reverse("admin:auth_user_add"): (302, r"/admin/auth/user/\d+/change/"),  # on to the new user's page
+        reverse("admin:password_change"): (200, "Error: Password change | DubDash admin"),
+        reverse("logout"): (302, reverse("login")),
+        # Logged out already, by the one before: admin asks to log in first.
+        reverse("admin:logout"): (302, reverse("admin:login") + "?next=" + reverse("admin:logout")),
+    }
+    return {url: (status, leads_to if url == reverse("admin:auth_user_add") else re.escape(leads_to))
+            for url, (status, leads_to) in answers.items()}
+
+
+def where_it_leads(response) -> str:
+    if response.status_code == 302:
+        return response["Location"]
+    title = re.search(r"<title>(.*?)</title>", response.content.decode(), re.S)
+    return title.group(1).strip() if response.status_code == 200 and title else ""
+
+
 def test_with_the_token_the_same_posts_are_not_refused(django_user_model, objects, sandbox):
-    """The control for the test above: it is the missing token that is refused."""
+    """The control for the test above: it is the missing token that is refused. Each POST must answer
+    exactly as expected, so an error page (a 500) fails here rather than passing as "not refused"."""
     admin = django_user_model.objects.create_superuser("root", password="root-password-123")
     strict = Client(enforce_csrf_checks=True, raise_request_exception=False)
     strict.force_login(admin)
     strict.get(reverse("submissions:history"))
     logouts = {reverse("logout"), reverse("admin:logout")}
     posts = [(url, {}) for url in project_post_urls()] + admin_post_urls(objects)
+    expected = expected_answers(objects)
+    assert {url for url, _ in posts} == set(expected)  # a new URL needs its expected answer here
     for url, data in sorted(posts, key=lambda post: post[0] in logouts):  # logging out last
         token = strict.cookies["csrftoken"].value  # a log-in (admin's, here) rotates it
         response = strict.post(url, {**data, "csrfmiddlewaretoken": token})
+        status, leads_to = expected[url]
         assert not refused_for_csrf(response), url
+        assert response.status_code == status, (url, response.status_code)
+        assert re.fullmatch(leads_to, where_it_leads(response)), (url, where_it_leads(response))
 
 
 # --- Escaping -----------------------------------------------------------------------------------------
@@ -564,11 +621,8 @@ def test_admin_pages_escape_and_link_only_http_urls(hostile, admin_client, clien
         *(reverse("admin:submissions_submission_change", args=[job.pk])
           for job in hostile.values() if isinstance(job, Submission)),
     ]
-    try:  # batches in admin, where this version of DubDash has them
-        pages += [reverse("admin:submissions_batch_changelist"),
-                  reverse("admin:submissions_batch_change", args=[hostile["batch"].pk])]
-    except NoReverseMatch:
-        pass
+    pages += [reverse("admin:submissions_batch_changelist"),  # batches are in admin: none is skipped
+              reverse("admin:submissions_batch_change", args=[hostile["batch"].pk])]
     for url in pages:
         response = admin_client.get(url)
         assert response.status_code == 200, url

@@ -7,9 +7,9 @@ from django.urls import reverse
 
 from submissions.core import paging
 from submissions.models import Batch, CsvUpload, Submission
-from tests.factories import make_submission
 from tests.batches.test_batches import NEW_BATCH, batch_post
 from tests.batches.test_csv import csv_text, job, preview_of
+from tests.factories import make_submission
 
 pytestmark = pytest.mark.django_db
 NEW = reverse("submissions:new")
@@ -68,7 +68,7 @@ def test_control_characters_in_search_filters_are_a_field_error_not_a_500(logged
 # --- Item 8: crafted input that answered 500 --------------------------------------------------------
 
 
-@pytest.mark.parametrize("remove_row", ["2", "3", "99", "9" * 5000, "-1", "１", "²"])
+@pytest.mark.parametrize("remove_row", ["2", "3", "99", "9" * 5000, "-1", "\N{FULLWIDTH DIGIT ONE}", "²"])
 def test_removing_a_batch_row_that_does_not_exist_removes_nothing(logged_in, remove_row):
     response = logged_in.post(NEW_BATCH, batch_post(["de", "fr"], remove_row=remove_row))
     page = response.content.decode()
@@ -135,10 +135,9 @@ def test_a_crafted_resubmit_id_is_ignored(logged_in, sandbox):
     assert response.status_code == 302 and Submission.objects.count() == 1
 
 
-def test_the_admin_batch_filter_with_a_huge_id_shows_no_jobs(client, user, django_user_model):
-    admin = django_user_model.objects.create_user("root", password="x", is_staff=True, is_superuser=True)
+def test_the_admin_batch_filter_with_a_huge_id_shows_no_jobs(client, user, cast):
     make_submission(user, title="Episode 1")
-    client.force_login(admin)
+    client.force_login(cast.superuser)
     response = client.get(reverse("admin:submissions_submission_changelist"), {"batch": "99999999999999999999999"})
     assert response.status_code == 200 and "Episode 1" not in response.content.decode()
 

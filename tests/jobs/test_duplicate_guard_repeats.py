@@ -8,10 +8,11 @@ from django.urls import reverse
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from submissions.models import Batch, Submission, inputs_fingerprint
-from tests.factories import make_submission
+from submissions.jobs.fingerprints import inputs_fingerprint
+from submissions.models import Batch, Submission
 from tests.batches.test_batches import NEW_BATCH, batch_post
 from tests.batches.test_csv import csv_text, job, preview_of, send
+from tests.factories import make_submission
 
 pytestmark = pytest.mark.django_db
 NEW = reverse("submissions:new")
@@ -86,14 +87,16 @@ def test_a_batch_with_the_same_audio_for_two_languages_asks_first(logged_in, san
 
 def test_a_batch_with_the_same_language_and_audio_twice_written_differently_is_refused(logged_in, sandbox):
     data = batch_post(["de", "de"])
-    data["rows-1-audio_url"] = data["rows-0-audio_url"].replace("https://cdn", "HTTPS://CDN").replace(".com/", ".com:443/") + "#again"
+    written_differently = data["rows-0-audio_url"].replace("https://cdn", "HTTPS://CDN").replace(".com/", ".com:443/")
+    data["rows-1-audio_url"] = written_differently + "#again"
     page = logged_in.post(NEW_BATCH, data).content.decode()
     assert "The same language and audio appear twice" in page and Batch.objects.count() == 0
 
 
 def test_a_csv_with_three_identical_rows_flags_them_and_asks(logged_in, sandbox):
     same = job(1, reference_id="")
-    rows = [same, {**same, "title": "Again"}, {**same, "video_url": same["video_url"].replace("https://", "HTTPS://") + "#copy"}, job(2)]
+    shouted = same["video_url"].replace("https://", "HTTPS://") + "#copy"
+    rows = [same, {**same, "title": "Again"}, {**same, "video_url": shouted}, job(2)]
     stored, page = preview_of(logged_in, csv_text(rows))
     repeats = page.split('id="csv-repeats"')[1].split("</div>")[0]
     assert "3 rows repeat another row of this file" in repeats

@@ -119,13 +119,13 @@ def test_refresh_now_marks_a_vanished_job_missing(logged_in, user, sandbox):
     assert "Not found at Chamelaion." in page
 
 
-def test_refresh_is_post_only_and_for_those_who_can_see_the_job(client, user, other_user, django_user_model, sandbox):
+def test_refresh_is_post_only_and_for_those_who_can_see_the_job(client, user, other_user, cast, sandbox):
     job = sent_job(sandbox, user)
     client.force_login(user)
     assert client.get(reverse("submissions:refresh", args=[job.pk])).status_code == 405
     client.force_login(other_user)  # a teammate may ask for fresh news: it changes nothing
     assert client.post(reverse("submissions:refresh", args=[job.pk])).status_code == 302
-    client.force_login(django_user_model.objects.create_user(username="no-role"))
+    client.force_login(cast.no_role)
     assert client.post(reverse("submissions:refresh", args=[job.pk])).status_code == 404
 
 

@@ -14,7 +14,7 @@ from submissions import chamelaion, roles
 from submissions.core import problems, shortcache
 from submissions.core.auth_backends import ModelBackendOneQuery
 from submissions.models import ApiCredential, Problem, Submission
-from tests.factories import make_submission
+from tests.factories import make_member, make_submission
 
 HISTORY = reverse("submissions:history")
 NEW = reverse("submissions:new")
@@ -23,9 +23,8 @@ NEW = reverse("submissions:new")
 # --- Permissions in one query ---------------------------------------------------------------------------
 
 
-def test_permissions_in_one_query_are_exactly_djangos(django_user_model, django_assert_num_queries):
-    member = django_user_model.objects.create_user(username="lena")
-    roles.assign(member, roles.SUBMITTER)
+def test_permissions_in_one_query_are_exactly_djangos(cast, django_user_model, django_assert_num_queries):
+    member = cast.submitter
     member.user_permissions.add(Permission.objects.get(codename="view_usage"))  # one of their own, too
     expected = ModelBackend().get_all_permissions(django_user_model.objects.get(pk=member.pk))
     assert "submissions.submit_jobs" in expected and "submissions.view_usage" in expected
@@ -36,20 +35,18 @@ def test_permissions_in_one_query_are_exactly_djangos(django_user_model, django_
         assert fresh.has_perm("submissions.submit_jobs") and not fresh.has_perm("submissions.manage_api_key")
 
 
-def test_superusers_inactive_and_anonymous_users(django_user_model):
-    boss = django_user_model.objects.create_superuser(username="root", password="x")
+def test_superusers_inactive_and_anonymous_users(cast):
+    boss = cast.superuser
     assert ModelBackendOneQuery().get_all_permissions(boss) == ModelBackend().get_all_permissions(boss)
     assert len(ModelBackendOneQuery().get_all_permissions(boss)) == Permission.objects.count()
 
-    gone = django_user_model.objects.create_user(username="gone", is_active=False)
-    roles.assign(gone, roles.TEAM_ADMIN)
+    gone = make_member("gone", role=roles.TEAM_ADMIN, is_active=False)
     assert ModelBackendOneQuery().get_all_permissions(gone) == set()
     assert ModelBackendOneQuery().get_all_permissions(AnonymousUser()) == set()
 
 
-def test_a_role_changed_by_a_team_admin_applies_on_the_members_next_request(client, django_user_model):
-    member = django_user_model.objects.create_user(username="noor")
-    roles.assign(member, roles.VIEWER)
+def test_a_role_changed_by_a_team_admin_applies_on_the_members_next_request(client, cast):
+    member = cast.viewer
     client.force_login(member)
     assert client.get(NEW).status_code == 403
     roles.assign(member, roles.SUBMITTER)
@@ -63,15 +60,20 @@ def test_a_role_changed_by_a_team_admin_applies_on_the_members_next_request(clie
 
 
 @pytest.fixture
-def staff(client, django_user_model):
-    ayla = django_user_model.objects.create_user(username="ayla", is_staff=True)
-    roles.assign(ayla, roles.TEAM_ADMIN)
-    client.force_login(ayla)
+def staff(client, cast):
+    client.force_login(cast.staff_team_admin)
     return client
 
 
 def page(client) -> str:
-    return client.get(HISTORY).content.decode()
+    """The history page itself, never a login redirect or an error page: on those, a banner being absent
+    would prove nothing."""
+    response = client.get(HISTORY)
+    assert response.status_code == 200, response.status_code
+    assert [template.name for template in response.templates][:1] == ["submissions/jobs/history.html"]
+    html = response.content.decode()
+    assert 'aria-label="Filter the history"' in html
+    return html
 
 
 def test_the_sandbox_banner_follows_a_stored_key_at_once(staff, settings):
@@ -106,7 +108,7 @@ def test_a_problem_raised_by_another_process_shows_within_the_cache_time(staff, 
     # Another process (the worker) writes: no signal reaches this process's cache.
     with connection.cursor() as cursor:
         cursor.execute(
-            f"INSERT INTO {Problem._meta.db_table} (code, message, pauses_polling, since, last_seen) "
+            f"INSERT INTO {Problem._meta.db_table} (code, message, pauses_polling, since, last_seen) "  # noqa: S608 - the model's own table name
             "VALUES (%s, %s, %s, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)",
             [Problem.Code.QUOTA_USED_UP, "Quota used up", False],
         )
@@ -126,11 +128,10 @@ def test_banners_cost_no_query_while_kept(staff):
 # --- The member filter ----------------------------------------------------------------------------------
 
 
-def test_a_new_member_can_be_picked_in_the_team_filter_at_once(logged_in, user, django_user_model):
+def test_a_new_member_can_be_picked_in_the_team_filter_at_once(logged_in, user):
     team = logged_in.get(HISTORY + "?scope=team").content.decode()
     assert ">maria</option>" in team and ">zoe</option>" not in team
-    zoe = django_user_model.objects.create_user(username="zoe")
-    roles.assign(zoe, roles.SUBMITTER)
+    zoe = make_member("zoe", role=roles.SUBMITTER)
     make_submission(zoe, title="Zoe's first")
     team = logged_in.get(HISTORY + "?scope=team").content.decode()
     assert f'<option value="{zoe.pk}">zoe</option>' in team

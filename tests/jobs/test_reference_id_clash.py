@@ -15,10 +15,12 @@ pytestmark = pytest.mark.django_db
 State = Submission.State
 NEW = reverse("submissions:new")
 FORM = {"video_url": "https://cdn.example.com/episode-1.mp4", "audio_url": "https://cdn.example.com/episode-1-de.wav"}
+# The inputs of a job someone made outside DubDash, on the same account.
+ELSEWHERE = {"video_url": "https://elsewhere.example.com/x.mp4", "audio_url": "https://elsewhere.example.com/x.wav"}
 
 
 def test_a_chosen_reference_id_used_outside_dubdash_is_refused_not_adopted(logged_in, sandbox):
-    stranger = sandbox.create_job(video_url="https://elsewhere.example.com/x.mp4", audio_url="https://elsewhere.example.com/x.wav", reference_id="ep1-de")
+    stranger = sandbox.create_job(**ELSEWHERE, reference_id="ep1-de")
 
     page = logged_in.post(NEW, {**FORM, "reference_id": "ep1-de", "title": "Episode 1"}).content.decode()
 
@@ -36,7 +38,7 @@ def test_a_chosen_reference_id_used_outside_dubdash_is_refused_not_adopted(logge
 
 
 def test_the_worker_refuses_it_too(user, sandbox):
-    sandbox.create_job(video_url="https://elsewhere.example.com/x.mp4", audio_url="https://elsewhere.example.com/x.wav", reference_id="ep7-fr")
+    sandbox.create_job(**ELSEWHERE, reference_id="ep7-fr")
     waiting = make_submission(user, reference_id="ep7-fr")
     assert outbox.send_due(seconds=1, wait_for_budget=False) == 1
     waiting.refresh_from_db()
@@ -73,7 +75,7 @@ def test_our_own_uncertain_send_is_still_adopted_not_refused(logged_in, sandbox)
 
 def test_leaving_the_reference_id_blank_after_a_clash_sends_it_with_one_dubdash_makes(logged_in, sandbox):
     """Found in review: the message says "or leave it blank", and blank kept the clashing id for ever."""
-    sandbox.create_job(video_url="https://elsewhere.example.com/x.mp4", audio_url="https://elsewhere.example.com/x.wav", reference_id="ep1-de")
+    sandbox.create_job(**ELSEWHERE, reference_id="ep1-de")
     logged_in.post(NEW, {**FORM, "reference_id": "ep1-de"})
     submission = Submission.objects.get()
     assert submission.state == State.SEND_FAILED

@@ -14,7 +14,7 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from submissions import chamelaion, roles
+from submissions import chamelaion
 from submissions.core import problems
 from submissions.models import Problem, Submission
 from submissions.outbox import worker as outbox
@@ -42,7 +42,7 @@ def worker_pass() -> int:
     return outbox.send_due(seconds=1, wait_for_budget=False)
 
 
-def test_an_outage_of_minutes_never_gives_a_waiting_job_up(client, logged_in, sandbox, settings, django_user_model):
+def test_an_outage_of_minutes_never_gives_a_waiting_job_up(client, logged_in, sandbox, settings, cast):
     settings.SEND_MAX_ATTEMPTS = 2
     settings.SEND_MAX_AGE_SECONDS = 1
     settings.SEND_RATE_LIMIT_PER_MINUTE = 6000  # minutes of probes squeezed into a second
@@ -62,9 +62,7 @@ def test_an_outage_of_minutes_never_gives_a_waiting_job_up(client, logged_in, sa
         assert submission.failed_deliveries == 0 and submission.first_failed_delivery_at is None
     assert submission.send_attempts == 7 and not submission.send_outcome_unknown
 
-    admin = django_user_model.objects.create_user("ines", password="x")
-    roles.assign(admin, roles.TEAM_ADMIN)
-    client.force_login(admin)
+    client.force_login(cast.team_admin)
     assert "<strong>Chamelaion cannot be reached</strong>" in client.get(reverse("submissions:history")).content.decode()
 
     sandbox.come_up()
@@ -102,7 +100,8 @@ def test_send_again_gives_a_fresh_set_of_retries(logged_in, user, sandbox):
 
 
 def test_polling_during_an_outage_tells_administrators_and_recovers(user, sandbox):
-    sent = make_submission(user, state=State.QUEUED, request_id="3f1c0d7e-0000-4000-8000-000000000001", next_poll_at=timezone.now())
+    sent = make_submission(user, state=State.QUEUED, request_id="3f1c0d7e-0000-4000-8000-000000000001",
+                           next_poll_at=timezone.now())
     sandbox.go_down()
     report = tracking.refresh_round()
     assert report.failed and "could not reach Chamelaion" in report.error
@@ -118,11 +117,11 @@ def test_polling_during_an_outage_tells_administrators_and_recovers(user, sandbo
 
 
 def control(sandbox, path: str, body: dict) -> tuple[int, dict]:
-    request = urllib.request.Request(
+    request = urllib.request.Request(  # noqa: S310 - the loopback sandbox's own http:// URL
         sandbox.root_url + path, data=json.dumps(body).encode(), method="POST", headers={"Content-Type": "application/json"}
     )
     try:
-        with urllib.request.urlopen(request, timeout=5) as response:
+        with urllib.request.urlopen(request, timeout=5) as response:  # noqa: S310 - the loopback sandbox's http:// URL
             return response.status, json.loads(response.read())
     except urllib.error.HTTPError as error:
         return error.code, json.loads(error.read())

@@ -1,5 +1,6 @@
 """The outbox and the deployment-wide rate budget: waiting, retrying, pausing, and never exceeding the
-limit in any minute."""
+limit in any minute. Sending runs against the fake Chamelaion (tests/fakes.py); the rejected key, read
+from settings by the real client factory, against the sandbox."""
 
 import threading
 from datetime import timedelta
@@ -21,7 +22,9 @@ State = Submission.State
 
 
 @pytest.fixture
-def waiting(user, sandbox):
+def waiting(user):
+    """Rows only: each test asks for its own Chamelaion, the fake or (where HTTP matters) the sandbox."""
+
     def make(count=1, **fields):
         return [make_submission(user, next_attempt_at=timezone.now() - timedelta(seconds=1), **fields) for _ in range(count)]
 
@@ -77,13 +80,13 @@ def test_a_429_holds_everyone_off(settings):
     assert ratelimit.try_acquire() == pytest.approx(5, abs=0.5)
 
 
-def test_without_room_the_web_saves_and_the_worker_sends(logged_in, sandbox, settings):
+def test_without_room_the_web_saves_and_the_worker_sends(logged_in, fake_chamelaion, settings):
     settings.SEND_RATE_LIMIT_PER_MINUTE = 10  # a burst of 1
     for title in ("first", "second", "third"):
         logged_in.post(reverse("submissions:new"), {
             "video_url": f"https://cdn.example.com/{title}.mp4", "audio_url": "https://cdn.example.com/a.wav", "title": title,
         })
-    assert len(sandbox.jobs()) == 1
+    assert len(fake_chamelaion.jobs()) == 1
     history = logged_in.get(reverse("submissions:history")).content.decode()
     assert "#1 in line" in history and "#2 in line" in history and "Waiting to send" in history
     second = Submission.objects.get(title="second")
@@ -93,7 +96,7 @@ def test_without_room_the_web_saves_and_the_worker_sends(logged_in, sandbox, set
     settings.SEND_RATE_LIMIT_PER_MINUTE = 600
     reset_rate_budget()
     assert outbox.send_due(seconds=2, wait_for_budget=False) == 2
-    assert len(sandbox.jobs()) == 3
+    assert len(fake_chamelaion.jobs()) == 3
     assert set(Submission.objects.values_list("state", flat=True)) == {State.QUEUED}
 
 
@@ -103,24 +106,24 @@ def reset_rate_budget():
     RateBudget.objects.all().delete()
 
 
-def test_retries_back_off_then_give_up(waiting, sandbox, settings):
+def test_retries_back_off_then_give_up(waiting, fake_chamelaion, settings):
     settings.SEND_MAX_ATTEMPTS = 3
     (job,) = waiting()
     for attempt in (1, 2):
-        sandbox.faults.script = ["429"]
+        fake_chamelaion.faults.script = ["429"]
         Submission.objects.filter(pk=job.pk).update(next_attempt_at=timezone.now())
         outbox.send_due(seconds=1, wait_for_budget=False)
         job.refresh_from_db()
         assert job.state == State.PENDING and job.send_attempts == attempt
-        assert job.next_attempt_at >= timezone.now() + timedelta(seconds=1.5)  # Retry-After: 2
+        assert job.next_attempt_at >= timezone.now() + timedelta(seconds=1.5)  # Retry-After: 2 (as the sandbox says)
         assert "tries again by itself" in job.last_error
         reset_rate_budget()  # the 429 also paused the shared budget; that is tested on its own
-    sandbox.faults.script = ["429"]
+    fake_chamelaion.faults.script = ["429"]
     Submission.objects.filter(pk=job.pk).update(next_attempt_at=timezone.now())
     outbox.send_due(seconds=1, wait_for_budget=False)
     job.refresh_from_db()
     assert job.state == State.SEND_FAILED and "stopped retrying after 3 attempts" in job.last_error
-    assert sandbox.jobs() == []
+    assert fake_chamelaion.jobs() == []
 
 
 def test_backoff_is_jittered_exponential_and_capped(settings):
@@ -151,18 +154,18 @@ def test_a_rejected_key_pauses_all_sending_until_fixed(waiting, sandbox, setting
     assert {job.state for job in Submission.objects.all()} == {State.QUEUED}
 
 
-def test_an_interrupted_send_is_recovered_by_the_worker(user, sandbox):
+def test_an_interrupted_send_is_recovered_by_the_worker(user, fake_chamelaion):
     stuck = make_submission(user, reference_id="crash-1", state=State.SENDING,
                             last_attempt_at=timezone.now() - timedelta(hours=1))
-    sandbox.create_job(video_url=stuck.video_url, audio_url=stuck.audio_url, reference_id="crash-1")
+    fake_chamelaion.create_job(video_url=stuck.video_url, audio_url=stuck.audio_url, reference_id="crash-1")
     call_command("run_worker", once=True)
     stuck.refresh_from_db()
-    assert stuck.state == State.QUEUED and stuck.request_id == sandbox.jobs()[0]["id"]
-    assert len(sandbox.jobs()) == 1
+    assert stuck.state == State.QUEUED and stuck.request_id == fake_chamelaion.jobs()[0]["id"]
+    assert len(fake_chamelaion.jobs()) == 1
 
 
-def test_run_worker_once_sends_the_outbox(waiting, sandbox, capsys):
+def test_run_worker_once_sends_the_outbox(waiting, fake_chamelaion, capsys):
     waiting(2)
     call_command("run_worker", once=True)
     assert "Outbox: 2 sends attempted" in capsys.readouterr().out
-    assert len(sandbox.jobs()) == 2
+    assert len(fake_chamelaion.jobs()) == 2

@@ -7,8 +7,8 @@ staff flags, password hash, groups and own permissions, and every group's permis
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import pytest
 from django.contrib.auth.models import Group, Permission
@@ -16,6 +16,7 @@ from django.urls import reverse
 
 from submissions import roles
 from submissions.team import services as team_services
+from tests.factories import make_member, make_part
 
 pytestmark = pytest.mark.django_db
 
@@ -31,23 +32,18 @@ def permission(dotted: str) -> Permission:
 
 
 @pytest.fixture
-def world(django_user_model):
-    make = django_user_model.objects.create_user
-    people = {"viewer": make("vera", password="x"), "submitter": make("sub", password="x"),
-              "team_admin": make("tina", password="x"), "staff_team_admin": make("stan", password="x", is_staff=True)}
-    for key, role in [("viewer", roles.VIEWER), ("submitter", roles.SUBMITTER), ("team_admin", roles.TEAM_ADMIN),
-                      ("staff_team_admin", roles.TEAM_ADMIN)]:
-        roles.assign(people[key], role)
-    people["superuser"] = django_user_model.objects.create_superuser("chief", password="x")
+def world(db):
+    # The actors: the cast's parts, under the names the cases below were written with.
+    people = {part: make_part(part, username=name, password="x") for part, name in [
+        ("viewer", "vera"), ("submitter", "sub"), ("team_admin", "tina"), ("staff_team_admin", "stan"),
+        ("superuser", "chief"),
+    ]}
     # The people changed: the superuser, a plain member, a staff viewer, and a staff user holding a
     # permission no team admin holds.
-    root = django_user_model.objects.create_superuser("root", password="root-password-1")
-    maria = make("maria", password="x")
-    roles.assign(maria, roles.SUBMITTER)
-    sam = make("sam", password="x", is_staff=True)
-    roles.assign(sam, roles.VIEWER)
-    olga = make("olga", password="x", is_staff=True)
-    roles.assign(olga, roles.VIEWER)
+    root = make_part("superuser", username="root", password="root-password-1")
+    maria = make_member("maria", role=roles.SUBMITTER, password="x")
+    sam = make_member("sam", role=roles.VIEWER, password="x", is_staff=True)
+    olga = make_member("olga", role=roles.VIEWER, password="x", is_staff=True)
     olga.user_permissions.add(permission("auth.delete_user"))
     ops = Group.objects.create(name="Ops")
     ops.permissions.add(permission("auth.delete_user"), permission("auth.change_group"))
@@ -140,6 +136,12 @@ def _add_effect(before, w, actor):
                                  "password": Changed(None), "groups": [], "user_permissions": []}
 
 
+def _new_password(name):
+    def effect(before, w, actor):
+        before["users"][name]["password"] = Changed(before["users"][name]["password"])
+    return effect
+
+
 def _role(name, role):
     def effect(before, w, actor):
         before["users"][name]["groups"] = [role]
@@ -183,12 +185,12 @@ CASES = {
         "POST", lambda w, a: reverse("admin:auth_user_password_change", args=[w["root"].pk]),
         lambda w, a: {"usable_password": "true", "password1": NEW_PASSWORD, "password2": NEW_PASSWORD},
         (LOGIN, ADMIN_LOGIN, ADMIN_LOGIN, ADMIN_LOGIN, 403, 302),
-        lambda before, w, a: before["users"]["root"].update(password=Changed(before["users"]["root"]["password"])), ("superuser",)),
+        _new_password("root"), ("superuser",)),
     "admin_staff_beyond_reach_password": Case(
         "POST", lambda w, a: reverse("admin:auth_user_password_change", args=[w["olga"].pk]),
         lambda w, a: {"usable_password": "true", "password1": NEW_PASSWORD, "password2": NEW_PASSWORD},
         (LOGIN, ADMIN_LOGIN, ADMIN_LOGIN, ADMIN_LOGIN, 403, 302),
-        lambda before, w, a: before["users"]["olga"].update(password=Changed(before["users"]["olga"]["password"])), ("superuser",)),
+        _new_password("olga"), ("superuser",)),
     "admin_superuser_delete": Case(
         "POST", lambda w, a: reverse("admin:auth_user_delete", args=[w["root"].pk]), lambda w, a: {"post": "yes"},
         (LOGIN, ADMIN_LOGIN, ADMIN_LOGIN, ADMIN_LOGIN, 403, 302),
@@ -322,8 +324,10 @@ def test_the_rule_in_one_place(world):
     tina, stan, chief = world["team_admin"], world["staff_team_admin"], world["superuser"]
     assert not team_services.can_change_user(actor=stan, target=world["root"])
     assert not team_services.can_change_user(actor=stan, target=world["olga"])  # holds what no team admin holds
-    assert team_services.can_change_user(actor=stan, target=world["sam"]) and not team_services.can_change_user(actor=tina, target=world["sam"])
-    assert team_services.can_change_user(actor=tina, target=world["maria"]) and team_services.can_change_user(actor=chief, target=world["root"])
+    assert team_services.can_change_user(actor=stan, target=world["sam"])
+    assert not team_services.can_change_user(actor=tina, target=world["sam"])
+    assert team_services.can_change_user(actor=tina, target=world["maria"])
+    assert team_services.can_change_user(actor=chief, target=world["root"])
     assert not team_services.can_change_user(actor=world["viewer"], target=world["maria"])  # holds less than maria
     assert team_services.assignable_roles(actor=stan) == [roles.VIEWER, roles.SUBMITTER, roles.TEAM_ADMIN]
     assert team_services.assignable_roles(actor=world["submitter"]) == [roles.VIEWER, roles.SUBMITTER]
@@ -349,8 +353,7 @@ def test_members_page_offers_a_form_only_for_whom_the_team_admin_may_change(clie
 
 
 def staff_team_admin_with(django_user_model, username: str, *extra: str):
-    person = django_user_model.objects.create_user(username, password="x", is_staff=True)
-    roles.assign(person, roles.TEAM_ADMIN)
+    person = make_part("staff_team_admin", username=username, password="x")
     person.user_permissions.add(*(permission(name) for name in extra))
     return person
 

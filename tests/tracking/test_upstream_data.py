@@ -15,7 +15,6 @@ from django.db import connection
 from django.urls import reverse
 from django.utils import timezone
 
-from submissions import chamelaion
 from submissions.chamelaion import replies as chamelaion_replies
 from submissions.chamelaion.replies import ERROR_MESSAGE_MAX_LENGTH, TRUNCATED
 from submissions.models import Submission

@@ -1,5 +1,7 @@
-"""The status worker against the sandbox over real HTTP: progression, every failure the API or the
-network can produce, efficiency, the admin problem banner, and the command itself."""
+"""The status worker: progression, every failure the API or the network can produce, efficiency, the
+admin problem banner, and the command itself. The rounds' rules and call counts run against the fake
+Chamelaion (tests/fakes.py); what only the wire shows (timeouts, dropped connections, garbage replies,
+a key read from settings) runs against the sandbox over real HTTP."""
 
 import os
 import signal
@@ -24,14 +26,13 @@ State = Submission.State
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture
-def sent(sandbox, user):
-    """Make jobs in the sandbox and the matching sent submissions, due for polling now."""
+def sender(account, user):
+    """Make jobs on `account` (the fake or the sandbox) and the matching sent submissions, due for polling now."""
 
     def make(count=1, *, video_url="https://cdn.example.com/ep.mp4", sent_ago=timedelta(seconds=30)):
         rows = []
-        for n in range(count):
-            job = sandbox.create_job(video_url=video_url, audio_url="https://cdn.example.com/ep-fr.wav")
+        for _ in range(count):
+            job = account.create_job(video_url=video_url, audio_url="https://cdn.example.com/ep-fr.wav")
             rows.append(
                 make_submission(
                     user, request_id=job["id"], state=State.QUEUED, upstream_status="queued",
@@ -43,26 +44,38 @@ def sent(sandbox, user):
     return make
 
 
-def make_history(sandbox, count):
+@pytest.fixture
+def sent(fake_chamelaion, user):
+    """On the fake Chamelaion: the rounds' rules and their call counts, not HTTP, are tested with it."""
+    return sender(fake_chamelaion, user)
+
+
+@pytest.fixture
+def sent_to_sandbox(sandbox, user):
+    """On the sandbox, over real HTTP: for what only the wire shows (timeouts, dropped connections, garbage)."""
+    return sender(sandbox, user)
+
+
+def make_history(account, count):
     """The account's older jobs, which DubDash does not follow, a minute apart like a real history."""
     for _ in range(count):
-        sandbox.create_job(video_url="https://x.example/v.mp4", audio_url="https://x.example/a.wav")
-        sandbox.advance(60)
+        account.create_job(video_url="https://x.example/v.mp4", audio_url="https://x.example/a.wav")
+        account.advance(60)
 
 
 def make_due(*submissions):
     Submission.objects.filter(pk__in=[s.pk for s in submissions]).update(next_poll_at=timezone.now())
 
 
-def test_a_job_is_followed_to_completed(sandbox, sent):
+def test_a_job_is_followed_to_completed(fake_chamelaion, sent):
     (job,) = sent()
-    sandbox.advance(15)
+    fake_chamelaion.advance(15)
     report = tracking.refresh_round()
     job.refresh_from_db()
     assert (report.jobs, report.updated, report.failed) == (1, 1, False)
     assert job.state == State.PROCESSING and job.started_at is not None and job.last_synced_at is not None
 
-    sandbox.advance(30)
+    fake_chamelaion.advance(30)
     make_due(job)
     tracking.refresh_round()
     job.refresh_from_db()
@@ -72,35 +85,35 @@ def test_a_job_is_followed_to_completed(sandbox, sent):
     assert job.next_poll_at is None and job.poll_lease == ""
 
 
-def test_a_failed_job_keeps_the_upstream_error(sandbox, sent):
+def test_a_failed_job_keeps_the_upstream_error(fake_chamelaion, sent):
     (job,) = sent(video_url="https://cdn.example.com/fail.mp4")
-    sandbox.advance(60)
+    fake_chamelaion.advance(60)
     tracking.refresh_round()
     job.refresh_from_db()
     assert job.state == State.FAILED
     assert job.upstream_error_message == "video URL is not accessible"
 
 
-def test_finished_jobs_are_never_asked_about_again(sandbox, sent):
+def test_finished_jobs_are_never_asked_about_again(fake_chamelaion, sent):
     sent(3)
-    sandbox.advance(60)
+    fake_chamelaion.advance(60)
     tracking.refresh_round()
     assert set(Submission.objects.values_list("state", flat=True)) == {State.COMPLETED}
     Submission.objects.update(next_poll_at=timezone.now() - timedelta(hours=1))  # even if wrongly due
-    calls_before = sandbox.stats()["requests"]
+    calls_before = fake_chamelaion.stats()["requests"]
     report = tracking.refresh_round()
     assert (report.jobs, report.api_calls) == (0, 0)
-    assert sandbox.stats()["requests"] == calls_before
+    assert fake_chamelaion.stats()["requests"] == calls_before
 
 
-def test_jobs_not_due_yet_are_left_alone(sandbox, sent):
-    (job,) = sent()
+def test_jobs_not_due_yet_are_left_alone(fake_chamelaion, sent):
+    sent()
     Submission.objects.update(next_poll_at=timezone.now() + timedelta(minutes=5))
     assert tracking.refresh_round().jobs == 0
-    assert sandbox.stats()["requests"] == 0
+    assert fake_chamelaion.stats()["requests"] == 0
 
 
-def test_young_jobs_are_polled_often_and_old_ones_rarely(sandbox, sent, settings):
+def test_young_jobs_are_polled_often_and_old_ones_rarely(fake_chamelaion, sent, settings):
     settings.POLL_MIN_SECONDS, settings.POLL_MAX_SECONDS = 3, 120
     (young,) = sent(sent_ago=timedelta(seconds=5))
     (middle,) = sent(sent_ago=timedelta(minutes=5))
@@ -112,54 +125,55 @@ def test_young_jobs_are_polled_often_and_old_ones_rarely(sandbox, sent, settings
         assert wait == pytest.approx(expected, abs=1), job
 
 
-def test_many_jobs_cost_a_few_list_pages_not_a_call_each(sandbox, sent):
+def test_many_jobs_cost_a_few_list_pages_not_a_call_each(fake_chamelaion, sent):
     sent(250)
-    sandbox.advance(60)
+    fake_chamelaion.advance(60)
     report = tracking.refresh_round()
     assert report.jobs == 250 and report.updated == 250
     assert report.api_calls == 3  # three pages of 100
-    assert sandbox.stats()["list"] == 3 and sandbox.stats()["get"] == 0
+    assert fake_chamelaion.stats()["list"] == 3 and fake_chamelaion.stats()["get"] == 0
     assert Submission.objects.filter(state=State.COMPLETED).count() == 250
 
 
-def test_new_jobs_in_a_long_history_cost_the_pages_at_its_end(sandbox, sent):
-    make_history(sandbox, 5000)
+def test_new_jobs_in_a_long_history_cost_the_pages_at_its_end(fake_chamelaion, sent):
+    make_history(fake_chamelaion, 5000)
     sent(250)
-    sandbox.advance(60)
+    fake_chamelaion.advance(60)
     report = tracking.refresh_round()
     assert report.updated == 250
-    # The sandbox lists oldest first: page one shows that, then the three pages at the end hold them all.
-    assert report.api_calls == 4 and sandbox.stats()["get"] == 0
+    # Chamelaion (the fake, like the sandbox) lists oldest first: page one shows that, then the three pages
+    # at the end hold them all.
+    assert report.api_calls == 4 and fake_chamelaion.stats()["get"] == 0
 
 
-def test_a_single_due_job_is_one_get(sandbox, sent):
-    make_history(sandbox, 450)
+def test_a_single_due_job_is_one_get(fake_chamelaion, sent):
+    make_history(fake_chamelaion, 450)
     sent(1)
     report = tracking.refresh_round()
-    assert report.updated == 1 and report.api_calls == 1 and sandbox.stats()["get"] == 1
+    assert report.updated == 1 and report.api_calls == 1 and fake_chamelaion.stats()["get"] == 1
 
 
-def test_two_new_jobs_in_a_large_account_cost_two_calls(sandbox, sent):
-    make_history(sandbox, 450)
+def test_two_new_jobs_in_a_large_account_cost_two_calls(fake_chamelaion, sent):
+    make_history(fake_chamelaion, 450)
     sent(2)
     report = tracking.refresh_round()
-    assert report.updated == 2 and report.api_calls == 2 and sandbox.stats()["get"] == 0
+    assert report.updated == 2 and report.api_calls == 2 and fake_chamelaion.stats()["get"] == 0
 
 
-def test_an_old_job_deep_in_the_history_is_still_found(sandbox, sent, user):
+def test_an_old_job_deep_in_the_history_is_still_found(fake_chamelaion, sent, user):
     (old,) = sent(sent_ago=timedelta(days=2))
-    make_history(sandbox, 450)
+    make_history(fake_chamelaion, 450)
     sent(3)
-    sandbox.advance(60)
+    fake_chamelaion.advance(60)
     report = tracking.refresh_round()
     old.refresh_from_db()
     assert report.updated == 4 and old.state == State.COMPLETED
     assert report.api_calls <= 4  # never more than one call per job
 
 
-def test_an_unknown_status_is_kept_in_flight_and_shown_as_is(sandbox, sent, logged_in):
+def test_an_unknown_status_is_kept_in_flight_and_shown_as_is(fake_chamelaion, sent, logged_in):
     (job,) = sent()
-    sandbox.set_status(job.request_id, "rendering")
+    fake_chamelaion.set_status(job.request_id, "rendering")
     report = tracking.refresh_round()
     job.refresh_from_db()
     assert not report.failed
@@ -168,7 +182,7 @@ def test_an_unknown_status_is_kept_in_flight_and_shown_as_is(sandbox, sent, logg
     assert "Rendering" in logged_in.get(reverse("submissions:history")).content.decode()
 
 
-def test_a_job_chamelaion_does_not_know_is_marked_missing_once(sandbox, user):
+def test_a_job_chamelaion_does_not_know_is_marked_missing_once(fake_chamelaion, user):
     ghost = make_submission(
         user, request_id="00000000-0000-4000-8000-0000000000aa", state=State.QUEUED, next_poll_at=timezone.now()
     )
@@ -180,19 +194,19 @@ def test_a_job_chamelaion_does_not_know_is_marked_missing_once(sandbox, user):
     assert tracking.refresh_round().jobs == 0
 
 
-def test_rate_limited_round_waits_as_long_as_asked(sandbox, sent):
+def test_rate_limited_round_waits_as_long_as_asked(fake_chamelaion, sent):
     (job,) = sent()
-    sandbox.faults.script = ["429"]
+    fake_chamelaion.faults.script = ["429"]
     report = tracking.refresh_round()
     job.refresh_from_db()
-    assert report.failed and report.wait == 2  # the sandbox's Retry-After
+    assert report.failed and report.wait == 2  # the Retry-After asked (2 s, as the sandbox's)
     assert job.state == State.QUEUED and job.poll_lease == ""
     assert (job.next_poll_at - timezone.now()).total_seconds() > 1.5
 
 
 @pytest.mark.parametrize("fault", ["500", "502-html", "timeout", "drop", "not-json", "wrong-shape"])
-def test_server_errors_timeouts_and_garbage_leave_rows_intact_and_the_next_round_recovers(sandbox, sent, fault):
-    jobs = sent(2)
+def test_server_errors_timeouts_and_garbage_leave_rows_intact_and_the_next_round_recovers(sandbox, sent_to_sandbox, fault):
+    jobs = sent_to_sandbox(2)
     sandbox.advance(15)
     sandbox.faults.hang_seconds = 1.0
     sandbox.faults.script = [fault]
@@ -208,7 +222,7 @@ def test_server_errors_timeouts_and_garbage_leave_rows_intact_and_the_next_round
     assert set(Submission.objects.values_list("state", flat=True)) == {State.PROCESSING}
 
 
-def test_a_crashing_round_is_logged_and_does_not_stop_the_worker(sandbox, sent, monkeypatch, caplog):
+def test_a_crashing_round_is_logged_and_does_not_stop_the_worker(fake_chamelaion, sent, monkeypatch, caplog):
     sent()
     rounds = []
 
@@ -228,10 +242,10 @@ def test_a_crashing_round_is_logged_and_does_not_stop_the_worker(sandbox, sent, 
     [("401", Problem.Code.API_KEY_REJECTED), ("412", Problem.Code.QUOTA_USED_UP)],
 )
 def test_401_and_412_pause_polling_and_tell_administrators_until_fixed(
-    sandbox, sent, scenario, code, admin_client, logged_in
+    fake_chamelaion, sent, scenario, code, admin_client, logged_in
 ):
     (job,) = sent()
-    sandbox.faults.script = [scenario]
+    fake_chamelaion.faults.script = [scenario]
     report = tracking.refresh_round()
     problem = Problem.objects.get()
     assert report.failed and report.wait == tracking.PROBLEM_RECHECK_SECONDS
@@ -243,13 +257,13 @@ def test_401_and_412_pause_polling_and_tell_administrators_until_fixed(
     assert banner not in logged_in.get(reverse("submissions:history")).content.decode()  # staff only
 
     # Still broken: one probe call per round, nothing else.
-    sandbox.faults.script = [scenario]
+    fake_chamelaion.faults.script = [scenario]
     make_due(job)
     paused = tracking.refresh_round()
     assert paused.api_calls == 1 and paused.jobs == 0 and Problem.objects.exists()
 
     # Fixed: the probe succeeds, the banner goes, polling resumes in the same round.
-    sandbox.advance(15)
+    fake_chamelaion.advance(15)
     resumed = tracking.refresh_round()
     job.refresh_from_db()
     assert not Problem.objects.exists()
@@ -257,8 +271,8 @@ def test_401_and_412_pause_polling_and_tell_administrators_until_fixed(
     assert banner not in admin_client.get(reverse("submissions:history")).content.decode()
 
 
-def test_a_rejected_key_in_settings_raises_the_problem(sandbox, sent, settings):
-    sent()
+def test_a_rejected_key_in_settings_raises_the_problem(sandbox, sent_to_sandbox, settings):
+    sent_to_sandbox()
     settings.CHAMELAION_API_KEY = "revoked-or-mistyped"
     settings.CHAMELAION_BASE_URL = sandbox.base_url
     report = tracking.refresh_round()
@@ -266,13 +280,13 @@ def test_a_rejected_key_in_settings_raises_the_problem(sandbox, sent, settings):
     assert Problem.objects.get().code == Problem.Code.API_KEY_REJECTED
 
 
-def test_import_adds_outside_jobs_once(sandbox, sent, user):
-    (ours,) = sent()
+def test_import_adds_outside_jobs_once(fake_chamelaion, sent, user):
+    sent()
     unsent = make_submission(user, reference_id="dubdash-unconfirmed", state=State.SEND_FAILED)
-    sandbox.create_job(video_url="https://x.example/v.mp4", audio_url="https://x.example/a.wav",
+    fake_chamelaion.create_job(video_url="https://x.example/v.mp4", audio_url="https://x.example/a.wav",
                        reference_id="dubdash-unconfirmed")  # DubDash's own, send unconfirmed
     outside = [
-        sandbox.create_job(video_url="https://x.example/v.mp4", audio_url="https://x.example/a.wav",
+        fake_chamelaion.create_job(video_url="https://x.example/v.mp4", audio_url="https://x.example/a.wav",
                            reference_id=f"script-{n}" if n % 2 else None)
         for n in range(120)
     ]
@@ -291,17 +305,17 @@ def test_import_adds_outside_jobs_once(sandbox, sent, user):
     assert unsent.request_id is None  # left to its own send, which settles it by reference id
 
 
-def test_imported_jobs_in_flight_are_then_followed(sandbox):
-    job = sandbox.create_job(video_url="https://x.example/v.mp4", audio_url="https://x.example/a.wav")
+def test_imported_jobs_in_flight_are_then_followed(fake_chamelaion):
+    job = fake_chamelaion.create_job(video_url="https://x.example/v.mp4", audio_url="https://x.example/a.wav")
     call_command("import_jobs")
-    sandbox.advance(60)
+    fake_chamelaion.advance(60)
     tracking.refresh_round()
     assert Submission.objects.get(request_id=job["id"]).state == State.COMPLETED
 
 
-def test_run_worker_once_prints_a_summary(sandbox, sent, capsys):
+def test_run_worker_once_prints_a_summary(fake_chamelaion, sent, capsys):
     sent(2)
-    sandbox.advance(60)
+    fake_chamelaion.advance(60)
     call_command("run_worker", once=True)
     assert "2 jobs, 2 updated, 0 missing, 1 API calls" in capsys.readouterr().out
 

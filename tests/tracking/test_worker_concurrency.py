@@ -40,7 +40,7 @@ def start_thread(target, errors: list) -> threading.Thread:
     def run():
         try:
             target()
-        except BaseException:  # noqa: BLE001 - reported by the test, with its traceback
+        except BaseException:  # reported by the test, with its traceback
             errors.append(traceback.format_exc())
         finally:
             connection.close()
@@ -210,7 +210,7 @@ def test_the_guarded_write_refuses_stale_or_backward_data_and_never_changes_a_fi
     job = make_submission(user, request_id=str(uuid.uuid4()), state=State.QUEUED, upstream_status="queued",
                           sent_at=timezone.now(), next_poll_at=timezone.now())
     t1 = timezone.now() - timedelta(seconds=60)
-    t0, t2, t3, t4 = t1 - timedelta(seconds=10), t1 + timedelta(seconds=10), t1 + timedelta(seconds=20), t1 + timedelta(seconds=30)
+    t0, t2, t3, t4 = (t1 + timedelta(seconds=seconds) for seconds in (-10, 10, 20, 30))
     started = t1 - timedelta(seconds=1)
 
     assert tracking.apply_snapshot(job, snapshot(job.request_id, "processing", t2, started_at=started), fetched_at=t2)

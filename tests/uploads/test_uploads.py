@@ -28,7 +28,6 @@ from submissions.outbox import ratelimit
 from submissions.outbox import worker as outbox
 from submissions.sandbox import DEMO_TOKEN, SandboxServer
 from submissions.uploads import services as upload_services
-from submissions.uploads import views as upload_views
 from submissions.uploads.files import (
     LimitedTemporaryFileUploadHandler,
     describe_size,
@@ -192,7 +191,10 @@ def text_named(name: str) -> SimpleUploadedFile:
         ({"video": None}, "This field is required."),
         ({"audio": None}, "This field is required."),
     ],
-    ids=["text-as-mp4", "wav-as-video", "mp3-as-video", "mp4-as-audio", "pdf-as-audio", "aac-as-mp3", "empty", "no-video", "no-audio"],
+    ids=[
+        "text-as-mp4", "wav-as-video", "mp3-as-video", "mp4-as-audio", "pdf-as-audio", "aac-as-mp3", "empty", "no-video",
+        "no-audio",
+    ],
 )
 def test_a_wrong_file_gets_a_clear_field_error_and_leaves_nothing_behind(logged_in, sandbox, disk, files, message):
     response = post_upload(logged_in, **files)
@@ -395,7 +397,7 @@ def test_a_big_upload_is_streamed_with_flat_memory(tmp_path, sandbox_elsewhere):
 
 def test_large_uploads_are_left_to_the_worker_not_the_web_request(logged_in, sandbox, disk, monkeypatch):
 
-    monkeypatch.setattr(upload_views, "SEND_IN_REQUEST_MAX_BYTES", 1024)  # the samples are bigger than this
+    monkeypatch.setattr(upload_services, "SEND_IN_REQUEST_MAX_BYTES", 1024)  # the samples are bigger than this
     response = post_upload(logged_in, follow=True)
     submission = only_submission()
     assert submission.state == Submission.State.PENDING and sandbox.jobs() == []
@@ -405,3 +407,22 @@ def test_large_uploads_are_left_to_the_worker_not_the_web_request(logged_in, san
     assert outbox.send_due(seconds=2, wait_for_budget=False) == 1
     submission.refresh_from_db()
     assert submission.request_id == sandbox.jobs()[0]["id"] and stored_uploads(disk) == []
+
+
+def test_the_service_sends_files_up_to_the_size_limit_from_the_request_and_leaves_larger_ones(user, sandbox, disk, monkeypatch):
+    """The send-now-or-leave-to-the-worker decision is the service's, measured on both files together."""
+    video, audio = SAMPLE_MP4.read_bytes(), SAMPLE_WAV.read_bytes()
+
+    def submit(title):
+        return upload_services.submit_upload(
+            user=user, video=SimpleUploadedFile("v.mp4", video), audio=SimpleUploadedFile("a.wav", audio), title=title
+        )
+
+    monkeypatch.setattr(upload_services, "SEND_IN_REQUEST_MAX_BYTES", len(video) + len(audio))
+    at_the_limit = submit("at the limit")
+    assert at_the_limit.request_id and at_the_limit.state == State.QUEUED
+
+    monkeypatch.setattr(upload_services, "SEND_IN_REQUEST_MAX_BYTES", len(video) + len(audio) - 1)
+    one_byte_over = submit("one byte over")
+    assert one_byte_over.state == State.PENDING and one_byte_over.request_id is None
+    assert [job["id"] for job in sandbox.jobs()] == [at_the_limit.request_id]

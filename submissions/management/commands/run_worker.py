@@ -64,7 +64,7 @@ class Command(BaseCommand):
     def _send_pass(self, stop: threading.Event, *, seconds: float, wait_for_budget: bool) -> int:
         try:
             attempted = outbox.send_due(seconds=seconds, stop=stop, wait_for_budget=wait_for_budget)
-        except Exception:  # noqa: BLE001 - a bug or a database hiccup must not stop the loop
+        except Exception:  # a bug or a database hiccup must not stop the loop
             logger.exception("Send pass crashed; the next pass will try again")
             return 0
         if attempted:
@@ -74,7 +74,7 @@ class Command(BaseCommand):
     def _idle_wait(self, interval: float) -> float:
         try:
             return outbox.seconds_until_next_due(cap=interval)
-        except Exception:  # noqa: BLE001
+        except Exception:  # a database hiccup: wait the usual interval, then look again
             return interval
 
     # Refreshing ------------------------------------------------------------------------------------
@@ -91,7 +91,7 @@ class Command(BaseCommand):
     def _refresh_round(self):
         try:
             report = tracking.refresh_round()
-        except Exception:  # noqa: BLE001 - a bug or a database hiccup must not stop the loop
+        except Exception:  # a bug or a database hiccup must not stop the loop
             logger.exception("Refresh round crashed; the next round will try again")
             return None
         if report.jobs or report.failed:

@@ -25,14 +25,15 @@ class Command(BaseCommand):
         commands = []
         if is_sandbox_mode():
             commands.append(
-                manage + ["sandbox", "--port", str(sandbox_port), "--job-seconds", str(job_seconds)]
+                [*manage, "sandbox", "--port", str(sandbox_port), "--job-seconds", str(job_seconds)]
             )
-        commands.append(manage + ["runserver", f"127.0.0.1:{port}"])
-        commands.append(manage + ["run_worker"])
+        commands.append([*manage, "runserver", f"127.0.0.1:{port}"])
+        commands.append([*manage, "run_worker"])
 
         # Each child leads its own process group so that stopping it also stops what it started
         # (runserver's autoreloader runs the real server in a grandchild).
-        children = [subprocess.Popen(command, start_new_session=True) for command in commands]
+        # Our own interpreter and manage.py with fixed arguments: no outside input reaches the command.
+        children = [subprocess.Popen(command, start_new_session=True) for command in commands]  # noqa: S603
         stopping = False
 
         def stop(signum, frame):
@@ -48,7 +49,8 @@ class Command(BaseCommand):
         finally:
             for child in children:
                 terminate(child)
-        failed = [child.args[2] for child in children if child.returncode not in (0, -signal.SIGTERM, None)]
+        exited = (0, -signal.SIGTERM, None)
+        failed = [command[2] for command, child in zip(commands, children, strict=True) if child.returncode not in exited]
         if failed and not stopping:
             self.stderr.write(f"Stopped because {', '.join(failed)} exited.")
             sys.exit(1)

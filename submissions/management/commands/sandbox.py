@@ -12,8 +12,7 @@ from submissions.sandbox.server import add_cli_arguments, run_cli
 class Command(BaseCommand):
     help = "Run the local Chamelaion API sandbox (loopback only) until Ctrl-C or SIGTERM."
 
-    # The sandbox needs neither the database nor Django's checks.
-    requires_system_checks = []
+    requires_system_checks = ()  # none: the sandbox needs neither the database nor Django's checks
     requires_migrations_checks = False
 
     def add_arguments(self, parser):
