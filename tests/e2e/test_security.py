@@ -16,7 +16,7 @@ from django.utils import timezone
 from dubdash.security import client_ip_address
 from submissions.models import Batch, CsvUpload, Problem, Submission
 from tests.core.test_settings import PRODUCTION_LIKE, manage
-from tests.factories import PASSWORD, make_submission
+from tests.factories import PASSWORD, make_member, make_part, make_submission
 
 pytestmark = pytest.mark.django_db
 State = Submission.State
@@ -137,7 +137,7 @@ def test_an_administrator_unlocks_in_admin(client, user, admin_client):
 
 
 def test_the_admin_login_is_throttled_too(client, django_user_model):
-    django_user_model.objects.create_superuser("root", password="root-password-123")
+    make_part("superuser", username="root", password="root-password-123")
     admin_login = reverse("admin:login")
     for _ in range(5):
         response = client.post(admin_login, {"username": "root", "password": "wrong"})
@@ -393,7 +393,7 @@ def test_a_post_without_the_csrf_token_is_refused_everywhere(django_user_model, 
     expected |= {reverse(f"submissions:{name}", args=[MISSING]) for name in by_id}
     assert expected <= set(urls)
 
-    admin = django_user_model.objects.create_superuser("root", password="root-password-123")
+    admin = make_part("superuser", username="root", password="root-password-123")
     strict = Client(enforce_csrf_checks=True)
     strict.force_login(admin)
     for url in urls:
@@ -471,7 +471,7 @@ def where_it_leads(response) -> str:
 def test_with_the_token_the_same_posts_are_not_refused(django_user_model, objects, sandbox):
     """The control for the test above: it is the missing token that is refused. Each POST must answer
     exactly as expected, so an error page (a 500) fails here rather than passing as "not refused"."""
-    admin = django_user_model.objects.create_superuser("root", password="root-password-123")
+    admin = make_part("superuser", username="root", password="root-password-123")
     strict = Client(enforce_csrf_checks=True, raise_request_exception=False)
     strict.force_login(admin)
     strict.get(reverse("submissions:history"))
@@ -534,7 +534,7 @@ def assert_nothing_injected(html: str, where: str):
 @pytest.fixture
 def hostile(user, django_user_model):
     """Everything a user could type and everything Chamelaion could answer, each one an attack."""
-    evil = django_user_model.objects.create_user(username=IMG, password="evil-password-123")
+    evil = make_member(IMG, password="evil-password-123")
     batch = Batch.objects.create(name=f"Batch {SCRIPT}{IMG}", created_by=user)
     common = {"title": f"Title {SCRIPT}{IMG}", "batch": batch, "target_language": "de"}
     video = f"https://cdn.example.com/{IMG}{SCRIPT}.mp4"

@@ -4,6 +4,7 @@ Chamelaion (tests/fakes.py); what only the wire shows (timeouts, dropped connect
 a key read from settings) runs against the sandbox over real HTTP."""
 
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -325,13 +326,21 @@ def test_run_worker_stops_cleanly_on_sigterm(tmp_path):
     env.update(DEBUG="true", DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite3'}",
                CHAMELAION_SANDBOX_URL="http://127.0.0.1:9/api")
     subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env, check=True, timeout=120)
-    worker = subprocess.Popen([sys.executable, "manage.py", "run_worker", "--interval", "0.2"], cwd=ROOT, env=env,
+    worker = subprocess.Popen([sys.executable, "-u", "manage.py", "run_worker", "--interval", "0.2"], cwd=ROOT, env=env,
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    time.sleep(2)
+    # Signalled once it says it has started (its handlers are in place by then), not after a fixed sleep:
+    # on a loaded machine start-up alone can take longer than any sleep chosen here.
+    ready, _, _ = select.select([worker.stdout], [], [], 60)
+    started = worker.stdout.readline() if ready else ""
+    if "Worker started" not in started:
+        worker.kill()
+        raise AssertionError(f"the worker did not say it started within 60 s: {started}{worker.communicate()[0]}")
+    time.sleep(0.5)  # a few rounds
     worker.send_signal(signal.SIGTERM)
-    output, _ = worker.communicate(timeout=15)
+    rest, _ = worker.communicate(timeout=15)
+    output = started + rest
     assert worker.returncode == 0, output
-    assert "Worker started" in output and "Worker stopped." in output
+    assert "Worker stopped." in output
     assert "Traceback" not in output
 
 
