@@ -1,28 +1,28 @@
-"""A fake Chamelaion for service tests where HTTP is not what they test: no server, no sockets.
+"""A fake Chamelaion for service tests where HTTP is not what they test: the sandbox without sockets.
 
 `FakeChamelaionClient` has the public methods of submissions.chamelaion.ChamelaionClient that the services
 call, with the same signatures (tests/chamelaion/test_fake_matches_client.py keeps them equal), plus
-`calls` and `base_url`. It is backed by a `FakeAccount` held in memory: jobs progress on a simulated clock
-as the sandbox's do (queued, processing from a third of `job_seconds`, then completed, or failed when an
-input URL contains "fail"), the list pages oldest first, and failures are raised as the client raises
-them, with the real exception classes from submissions.chamelaion.
+`calls` and `base_url`. It is backed by a `FakeAccount`, which holds the sandbox's own `Store`
+(submissions/sandbox/store.py) and answers with the sandbox's own contract (submissions/sandbox/contract.py):
+the same jobs on the same simulated clock (queued, processing from a third of `job_seconds`, then
+completed, or failed when an input URL contains "fail"), the same forced statuses, the same lookup by
+request id or reference id, the same list paging and the same JSON. Only the transport is replaced:
+failures are raised as the client raises them, with the real exception classes from submissions.chamelaion.
 
 The `fake_chamelaion` fixture installs it wherever DubDash asks for a client
 (submissions.apikey.clients.get_client, which every service calls at call time) and returns the account,
 whose test-facing methods are named as the sandbox's: create_job, jobs, advance, set_status, stats,
-go_down, come_up, and `faults.script`.
+go_down, come_up, and `faults.script`; `find` hands a test the stored job itself.
 
 What stays on the real loopback sandbox: the client itself, the wire format, timeouts, TLS, answers lost
-on the way, rate windows measured by the server, and the end-to-end tier.
+on the way, the checks of input URLs and uploaded files, rate windows measured by the server, and the
+end-to-end tier.
 """
 
 from __future__ import annotations
 
-import time
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import IO, Any
 
 import pytest
@@ -30,10 +30,15 @@ import pytest
 from submissions import chamelaion
 from submissions.apikey import clients
 from submissions.chamelaion import LipsyncRequest, RequestPage
+from submissions.sandbox import contract
+from submissions.sandbox.media import SAMPLE_AUDIO_WAV, SAMPLE_VIDEO, file_url
+from submissions.sandbox.routing import ApiError
+from submissions.sandbox.store import Account, Job, JobSpec, Store
 
 BASE_URL = "https://fake-chamelaion.invalid/api"
+ROOT_URL = BASE_URL.removesuffix("/api")  # where the sandbox would serve /files/
+TOKEN = "fake-chamelaion-token"  # the fake account's key in the store
 ACCOUNT_NAME = "DubDash fake account"
-GENERIC_FAILURE = "lip sync failed"
 
 
 def _fault(name: str) -> chamelaion.ChamelaionError:
@@ -49,6 +54,11 @@ def _fault(name: str) -> chamelaion.ChamelaionError:
     return faults[name]
 
 
+def _as_raised(error: ApiError) -> chamelaion.ChamelaionError:
+    """The sandbox's 400 answer to an invalid request, as the real client raises it."""
+    return chamelaion.BadRequest(error.message, status_code=error.status)
+
+
 @dataclass
 class FakeFaults:
     """`script`: one entry per coming API call, consumed in order: "pass" (no fault), a name ("401",
@@ -61,85 +71,48 @@ class FakeFaults:
         return self.script.pop(0) if self.script else "pass"
 
 
-@dataclass
-class FakeJob:
-    id: str
-    video_url: str
-    audio_url: str
-    reference_id: str | None
-    created_at: float  # simulated epoch seconds
-    duration: float
-    forced_status: str | None = None
-    forced_at: float | None = None
-    forced_error: str | None = None
+class FakeJob(Job):
+    """A sandbox job as `find` returns it, with its inputs also readable as `video_url` etc."""
 
-    def failure_reason(self) -> str | None:
-        if "fail" in self.video_url.lower():
-            return "video URL is not accessible"
-        if "fail" in self.audio_url.lower():
-            return "audio URL is not accessible"
-        return None
+    @property
+    def video_url(self) -> str:
+        return self.spec.video_url
 
-    def timeline(self, now: float) -> tuple[str, float | None, float | None]:
-        """(status, started_at, finished_at) at simulated time `now`, as the sandbox reports them."""
-        now = max(now, self.created_at)
-        start, end = self.created_at + self.duration / 3, self.created_at + self.duration
-        if self.forced_status is None:
-            if now >= end:
-                return ("failed" if self.failure_reason() else "completed"), start, end
-            return ("processing", start, None) if now >= start else ("queued", None, None)
-        status, forced_at = self.forced_status, self.forced_at or now
-        if status == "queued":
-            return status, None, None
-        if status in ("completed", "failed"):
-            return status, min(start, forced_at), min(end, forced_at)
-        if status == "processing":
-            return status, min(start, forced_at), None
-        return status, (start if now >= start else None), None
+    @property
+    def audio_url(self) -> str:
+        return self.spec.audio_url
 
-    def render(self, now: float) -> dict[str, Any]:
-        """The job as the API's JSON shows it (what the sandbox's jobs() returns too)."""
-        status, started, finished = self.timeline(now)
-        data: dict[str, Any] = {"id": self.id, "created_at": _iso(self.created_at), "status": status}
-        if self.reference_id is not None:
-            data["reference_id"] = self.reference_id
-        if started is not None:
-            data["started_at"] = _iso(started)
-        if finished is not None:
-            data["finished_at"] = _iso(finished)
-        if status == "completed":
-            data["output_url"] = f"{BASE_URL.removesuffix('/api')}/files/output/{self.id}.mp4"
-        elif status == "failed":
-            data["error_message"] = self.forced_error or self.failure_reason() or GENERIC_FAILURE
-        return data
-
-
-def _iso(moment: float) -> str:
-    return datetime.fromtimestamp(moment, tz=UTC).isoformat().replace("+00:00", "Z")
+    @property
+    def reference_id(self) -> str | None:
+        return self.spec.reference_id
 
 
 class FakeAccount:
-    """One Chamelaion account in memory: its jobs, a simulated clock, counters and scripted faults."""
+    """One Chamelaion account on a sandbox `Store` in memory, with counters and scripted faults."""
 
-    sample_video_url = "https://cdn.example.com/sample-video.mp4"
-    sample_audio_url = "https://cdn.example.com/sample-audio.wav"
+    sample_video_url = file_url(ROOT_URL, SAMPLE_VIDEO)
+    sample_audio_url = file_url(ROOT_URL, SAMPLE_AUDIO_WAV)
 
     def __init__(self, *, job_seconds: float = 30.0) -> None:
-        self.job_seconds = job_seconds
+        self.store = Store(job_seconds=job_seconds, rate_limit_per_minute=0)  # rate limits: the real sandbox's
+        self.store.add_account(TOKEN, Account(ACCOUNT_NAME))
         self.faults = FakeFaults()
         self.is_down = False
-        self._offset = 0.0
-        self._jobs: dict[str, FakeJob] = {}  # insertion order: oldest first, as the sandbox lists them
         self._stats = {"requests": 0, "generate": 0, "uploads": 0, "get": 0, "list": 0, "me": 0}
 
     # What a test does to the account ------------------------------------------------------------------
 
+    @property
+    def job_seconds(self) -> float:
+        """How long a job takes, in simulated seconds: the store's setting (`store.job_seconds` changes it)."""
+        return self.store.job_seconds
+
     def now(self) -> float:
-        return time.time() + self._offset
+        return self.store.now()
 
     def advance(self, seconds: float) -> None:
         """Move the simulated clock forward: jobs progress, nothing waits."""
-        self._offset += seconds
+        self.store.advance(seconds)
 
     def create_job(
         self,
@@ -150,18 +123,21 @@ class FakeAccount:
         disable_active_speaker_detection: bool = False,
     ) -> dict[str, Any]:
         """A job on the account as if another tool had made it (no API call counted)."""
-        job = FakeJob(str(uuid.uuid4()), video_url, audio_url, reference_id, self.now(), self.job_seconds)
-        self._jobs[job.id] = job
-        return job.render(self.now())
+        spec = JobSpec(video_url, audio_url, reference_id, disable_active_speaker_detection)
+        return self.render(self.store.create_job(TOKEN, spec))
 
     def set_status(self, job_id: str, status: str, *, error_message: str | None = None) -> None:
-        job = self._jobs[job_id]
-        job.forced_status, job.forced_at, job.forced_error = status, self.now(), error_message
+        """Force a job's status string (e.g. an unknown "rendering"); it sticks. KeyError for an unknown id."""
+        self.store.force_status(job_id, status, error_message=error_message)
 
     def jobs(self) -> list[dict[str, Any]]:
         """Every job as the API shows it, oldest first."""
-        now = self.now()
-        return [job.render(now) for job in self._jobs.values()]
+        return [self.render(job) for job in self.store.jobs_of(TOKEN)]
+
+    def find(self, key: str) -> FakeJob | None:
+        """By request id, else by reference id (the newest match), as the API's GET does."""
+        job = self.store.find(TOKEN, key)
+        return None if job is None else FakeJob(**vars(job))
 
     def stats(self) -> dict[str, int]:
         return dict(self._stats)
@@ -175,36 +151,22 @@ class FakeAccount:
 
     # What the client does ------------------------------------------------------------------------------
 
-    def call(self, kind: str, *, uploads: bool = False) -> str | chamelaion.ChamelaionError:
-        """Count one API call and say how it fails, if it does. A refused connection never arrives."""
+    def call(self, kind: str, *, uploads: bool = False) -> None:
+        """Count one API call and raise its scripted fault, if any. A refused connection never arrives."""
         if self.is_down:
             raise _fault("unreachable")
         self._stats["requests"] += 1
         self._stats[kind] += 1
         self._stats["uploads"] += uploads
-        return self.faults.next()
+        fault = self.faults.next()
+        if isinstance(fault, chamelaion.ChamelaionError):
+            raise fault
+        if fault != "pass":
+            raise _fault(fault)
 
-    def add(self, *, video_url: str, audio_url: str, reference_id: str) -> FakeJob:
-        job = FakeJob(str(uuid.uuid4()), video_url, audio_url, reference_id, self.now(), self.job_seconds)
-        self._jobs[job.id] = job
-        return job
-
-    def find(self, key: str) -> FakeJob | None:
-        """By request id, else by reference id (the newest match), as the API's GET does."""
-        if key.lower() in self._jobs:
-            return self._jobs[key.lower()]
-        matches = [job for job in self._jobs.values() if job.reference_id == key]
-        return matches[-1] if matches else None
-
-    def listed(self, *, reference_id: str) -> list[FakeJob]:
-        return [job for job in self._jobs.values() if not reference_id or job.reference_id == reference_id]
-
-
-def _raise_unless_pass(fault: str | chamelaion.ChamelaionError) -> None:
-    if isinstance(fault, chamelaion.ChamelaionError):
-        raise fault
-    if fault != "pass":
-        raise _fault(fault)
+    def render(self, job: Job) -> dict[str, Any]:
+        """The job as the API's JSON shows it now."""
+        return contract.lipsync_request(job, self.store.now(), ROOT_URL)
 
 
 def _usable(value: str) -> str:
@@ -232,7 +194,7 @@ class FakeChamelaionClient:
     ) -> str:
         if reference_id:
             _usable(reference_id)
-        return self._create(video_url=video_url, audio_url=audio_url, reference_id=reference_id, kind="generate")
+        return self._create(video_url, audio_url, reference_id, disable_active_speaker_detection, kind="generate")
 
     def generate_with_media(
         self,
@@ -246,17 +208,18 @@ class FakeChamelaionClient:
     ) -> str:
         if reference_id:
             _usable(reference_id)
-        return self._create(video_url=f"upload://{video_name}", audio_url=f"upload://{audio_name}",
-                            reference_id=reference_id, kind="uploads")
+        # The sandbox names an uploaded input after its file.
+        video_url, audio_url = f"upload:{video_name}", f"upload:{audio_name}"
+        return self._create(video_url, audio_url, reference_id, disable_active_speaker_detection, kind="uploads")
 
     def get_request(self, id_or_reference_id: str) -> LipsyncRequest:
         key = _usable(id_or_reference_id)
         self.calls += 1
-        _raise_unless_pass(self.account.call("get"))
-        job = self.account.find(key)
+        self.account.call("get")
+        job = self.account.store.find(TOKEN, key)
         if job is None:
-            raise chamelaion.NotFound("request not found", status_code=404)
-        return LipsyncRequest.from_json(job.render(self.account.now()))
+            raise chamelaion.NotFound(contract.NOT_FOUND, status_code=404)
+        return LipsyncRequest.from_json(self.account.render(job))
 
     def find_by_reference_id(self, reference_id: str) -> LipsyncRequest | None:
         try:
@@ -266,15 +229,19 @@ class FakeChamelaionClient:
 
     def list_requests(self, *, limit: int = chamelaion.LIST_PAGE_LIMIT, offset: int = 0, reference_id: str = "") -> RequestPage:
         self.calls += 1
-        _raise_unless_pass(self.account.call("list"))
-        jobs = self.account.listed(reference_id=reference_id)
-        now = self.account.now()
-        page = [LipsyncRequest.from_json(job.render(now)) for job in jobs[offset : offset + limit]]
-        return RequestPage(page, limit, offset, len(jobs), size=len(page))
+        self.account.call("list")
+        query = {"limit": [str(limit)], "offset": [str(offset)], "reference_id": [reference_id]}
+        try:
+            limit, offset, wanted = contract.page_request(query)  # the query as the client sends it
+        except ApiError as error:
+            raise _as_raised(error) from None
+        jobs, total = self.account.store.page(TOKEN, limit=limit, offset=offset, reference_id=wanted)
+        page = [LipsyncRequest.from_json(self.account.render(job)) for job in jobs]
+        return RequestPage(page, limit, offset, total, size=len(page))
 
     def me(self) -> str:
         self.calls += 1
-        _raise_unless_pass(self.account.call("me"))
+        self.account.call("me")
         return ACCOUNT_NAME
 
     def health(self) -> bool:
@@ -283,10 +250,14 @@ class FakeChamelaionClient:
             raise _fault("unreachable")
         return True
 
-    def _create(self, *, video_url: str, audio_url: str, reference_id: str, kind: str) -> str:
+    def _create(self, video_url: str, audio_url: str, reference_id: str, disable: bool, *, kind: str) -> str:
         self.calls += 1
-        _raise_unless_pass(self.account.call("generate", uploads=kind == "uploads"))
-        return self.account.add(video_url=video_url, audio_url=audio_url, reference_id=reference_id).id
+        self.account.call("generate", uploads=kind == "uploads")
+        try:
+            spec = JobSpec(video_url, audio_url, contract.check_reference_id(reference_id), disable)
+        except ApiError as error:
+            raise _as_raised(error) from None
+        return self.account.store.create_job(TOKEN, spec).id
 
 
 @pytest.fixture

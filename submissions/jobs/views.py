@@ -1,7 +1,7 @@
 from django.contrib import messages
 from django.contrib.auth.decorators import permission_required
 from django.core.exceptions import PermissionDenied
-from django.http import HttpResponseBadRequest
+from django.http import HttpRequest, HttpResponseBadRequest
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
@@ -127,9 +127,7 @@ def refresh(request, pk: int):
 
 @require_POST
 def send_again(request, pk: int):
-    submission = job_selectors.get_visible_submission(user=request.user, pk=pk)
-    if not permissions.can_retry(request.user, submission):
-        raise PermissionDenied("Only the person who submitted this job, or a team admin, may send it again.")
+    submission = _job_they_may_act_on(request, pk, doing="send it again")
     if not submission.can_send_again:
         messages.info(request, "This submission is not waiting to be sent again.")
         return redirect(submission)
@@ -143,9 +141,7 @@ def send_again(request, pk: int):
 @require_POST
 def cancel(request, pk: int):
     """Withdraw a job that is still waiting to send (never one being sent or sent)."""
-    submission = job_selectors.get_visible_submission(user=request.user, pk=pk)
-    if not permissions.can_retry(request.user, submission):
-        raise PermissionDenied("Only the person who submitted this job, or a team admin, may cancel it.")
+    submission = _job_they_may_act_on(request, pk, doing="cancel it")
     if job_services.cancel(submission=submission, user=request.user):
         messages.success(request, "Cancelled: it will not be sent.")
     elif submission.state == Submission.State.PENDING:
@@ -168,3 +164,11 @@ def history_export(request):
     queryset, sort_field = job_selectors.history(user=request.user, filters=filters.applied)
     submissions = queryset.order_by(f"-{sort_field}", "-pk")
     return csv_export.download(csv_export.export_lines(submissions), csv_export.export_filename("dubdash-history"))
+
+
+def _job_they_may_act_on(request: HttpRequest, pk: int, *, doing: str) -> Submission:
+    """The job, if this person may see it (else 404) and act on it (else 403, saying who may)."""
+    submission = job_selectors.get_visible_submission(user=request.user, pk=pk)
+    if not permissions.can_retry(request.user, submission):
+        raise PermissionDenied(f"Only the person who submitted this job, or a team admin, may {doing}.")
+    return submission

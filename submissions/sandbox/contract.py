@@ -105,16 +105,22 @@ def check_reference_id(value: Any) -> str | None:
     return value
 
 
-def parse_generate_json(content_type: str | None, body: bytes) -> JobSpec:
-    """Validate a POST /v1/lipsync/generate body exactly as the provider does."""
-    if _media_type(content_type)[0] != "application/json":
-        raise ApiError(400, "content-type must be application/json")
+def json_object(body: bytes) -> dict[str, Any]:
+    """A request body that must be one JSON object; anything else is the documented 400."""
     try:
         payload = json.loads(body)
     except (ValueError, UnicodeDecodeError, RecursionError):
         raise bad_body() from None
     if not isinstance(payload, dict):
         raise bad_body()
+    return payload
+
+
+def parse_generate_json(content_type: str | None, body: bytes) -> JobSpec:
+    """Validate a POST /v1/lipsync/generate body exactly as the provider does."""
+    if _media_type(content_type)[0] != "application/json":
+        raise ApiError(400, "content-type must be application/json")
+    payload = json_object(body)
     inputs = payload.get("inputs")
     disable = payload.get("disable_active_speaker_detection")
     if not isinstance(inputs, list) or not isinstance(disable, (bool, type(None))):

@@ -3,13 +3,12 @@ demos and for tests that run the sandbox in another process. No auth: it only ev
 
 from __future__ import annotations
 
-import json
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import asdict
 from typing import Any, Protocol
 
-from .contract import NOT_FOUND, bad_body, check_reference_id
+from .contract import NOT_FOUND, check_reference_id, json_object
 from .faults import Faults
 from .outage import outage_seconds
 from .routing import ApiError, Request, Response, RouteTable, error_response, json_response, route
@@ -156,12 +155,4 @@ class ControlArea:
 
 
 def _payload(body: bytes) -> dict[str, Any]:
-    if not body.strip():
-        return {}
-    try:
-        payload = json.loads(body)
-    except (ValueError, UnicodeDecodeError, RecursionError):
-        raise bad_body() from None
-    if not isinstance(payload, dict):
-        raise bad_body()
-    return payload
+    return json_object(body) if body.strip() else {}

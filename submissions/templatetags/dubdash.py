@@ -51,8 +51,8 @@ def content_key(rows: Iterable[Any]) -> str:
     """A key for a cached fragment of the history's rows ({% cache %} in _history_rows.html): every value of
     every row (HistoryRow, queue places included), and the time zone and address prefix they are shown
     with. Whatever changes in a row changes the key, so a cached fragment is never stale; it only spares
-    rendering 50 unchanged rows again on every load and every poll."""
-    shown = (get_current_timezone_name(), get_script_prefix(), get_urlconf(), [vars(row) for row in rows])
+    rendering 50 unchanged rows again on every load and every poll. Also keys a list of choices (tuples)."""
+    shown = (get_current_timezone_name(), get_script_prefix(), get_urlconf(), [getattr(row, "__dict__", row) for row in rows])
     return hashlib.blake2b(repr(shown).encode(), digest_size=16).hexdigest()
 
 

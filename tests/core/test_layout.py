@@ -146,35 +146,42 @@ def test_the_layering_check_can_fail():
     assert _layer("submissions.jobs.views") > _layer("submissions.jobs.services") > _layer("submissions.models")
 
 
-def test_the_chamelaion_client_imports_nothing_from_django():
+def _modules_loaded_by(setup: str, *, prefix: str) -> list[str]:
+    """The modules named `prefix` or below it that a fresh interpreter has loaded after running `setup`."""
     script = (
-        "import pkgutil, importlib, sys\n"
-        "import submissions.chamelaion as package\n"
-        "for module in pkgutil.walk_packages(package.__path__, package.__name__ + '.'):\n"
-        "    importlib.import_module(module.name)\n"
-        "loaded = sorted(name for name in sys.modules if name == 'django' or name.startswith('django.'))\n"
-        "print(','.join(loaded))\n"
-        "sys.exit(1 if loaded else 0)\n"
+        f"import sys\n{setup}\n"
+        f"print(','.join(sorted(n for n in sys.modules if n == {prefix!r} or n.startswith({prefix!r} + '.'))))\n"
     )
     result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, check=False)
-    assert result.returncode == 0, f"Django modules loaded by the client: {result.stdout} {result.stderr}"
+    assert result.returncode == 0, result.stderr
+    return [name for name in result.stdout.strip().split(",") if name]
+
+
+def test_the_chamelaion_client_imports_nothing_from_django():
+    every_module = (
+        "import pkgutil, importlib\n"
+        "import submissions.chamelaion as package\n"
+        "for module in pkgutil.walk_packages(package.__path__, package.__name__ + '.'):\n"
+        "    importlib.import_module(module.name)"
+    )
+    assert _modules_loaded_by(every_module, prefix="django") == []
 
 
 def test_the_web_code_never_loads_the_simulator():
     """Every web process imports the urls and the apps; none of that may pull in the sandbox."""
-    script = (
-        "import os, sys, django\n"
+    web_process = (
+        "import os, django\n"
         "os.environ.setdefault('DJANGO_SETTINGS_MODULE', 'tests.settings')\n"
         "django.setup()\n"
         "import dubdash.urls, submissions.admin\n"
         "from django.urls import get_resolver\n"
-        "get_resolver().url_patterns\n"
-        "loaded = sorted(name for name in sys.modules if name.startswith('submissions.sandbox'))\n"
-        "print(','.join(loaded))\n"
-        "sys.exit(1 if loaded else 0)\n"
+        "get_resolver().url_patterns"
     )
-    result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, check=False)
-    assert result.returncode == 0, f"sandbox modules loaded: {result.stdout} {result.stderr}"
+    assert _modules_loaded_by(web_process, prefix="submissions.sandbox") == []
+
+
+def test_the_loaded_modules_check_can_fail():
+    assert "submissions.sandbox" in _modules_loaded_by("import submissions.sandbox", prefix="submissions.sandbox")
 
 
 def test_the_client_and_the_sandbox_agree_on_the_demo_token():
