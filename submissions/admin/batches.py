@@ -3,8 +3,8 @@
 from django.contrib import admin
 from django.db.models import Count, IntegerField, OuterRef, Subquery
 from django.db.models.functions import Coalesce
+from django.template.loader import render_to_string
 from django.urls import reverse
-from django.utils.html import format_html
 
 from submissions.admin.submissions import BatchFilter, MemberFilter
 from submissions.models import Batch, Submission
@@ -31,7 +31,7 @@ class BatchAdmin(admin.ModelAdmin):
     @admin.display(description="Jobs", ordering="job_count")
     def jobs(self, obj):
         url = reverse("admin:submissions_submission_changelist") + f"?{BatchFilter.parameter_name}={obj.pk}"
-        return format_html('<a href="{}">{}</a>', url, obj.job_count)
+        return render_to_string("admin/submissions/parts/batch_jobs_link.html", {"url": url, "count": obj.job_count})
 
     def has_add_permission(self, request):
         return False  # batches are made from the pages (form or CSV), which also send them

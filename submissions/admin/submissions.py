@@ -16,9 +16,8 @@ from django.db import models
 from django.db.models import Q
 from django.http import HttpResponseRedirect
 from django.shortcuts import redirect
+from django.template.loader import render_to_string
 from django.urls import path
-from django.utils import timezone
-from django.utils.html import format_html, format_html_join
 from django.views.decorators.http import require_POST
 
 from submissions import chamelaion, roles
@@ -193,20 +192,7 @@ class SubmissionAdmin(admin.ModelAdmin):
         entries = activity.of_submission(obj)
         if not entries:
             return "Nothing recorded."
-        rows = format_html_join(
-            "",
-            "<li><time>{}</time> · {} · {}{}</li>",
-            (
-                (
-                    timezone.localtime(entry.at).strftime("%Y-%m-%d %H:%M:%S"),
-                    entry.actor.get_username() if entry.actor else "DubDash",
-                    entry.get_verb_display(),
-                    f" — {entry.details}" if entry.details else "",
-                )
-                for entry in entries
-            ),
-        )
-        return format_html('<ul class="activity-trail">{}</ul>', rows)
+        return render_to_string("admin/submissions/parts/activity_trail.html", {"entries": entries})
 
     # --- Import button (templates/admin/submissions/submission/change_list.html) ---
 
