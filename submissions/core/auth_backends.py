@@ -25,8 +25,8 @@ from submissions.models import MonthlyLimit
 class ModelBackendOneQuery(ModelBackend):
     def get_user(self, user_id: Any) -> Any:
         """The session's user with, in the same statement, their permissions and whether a monthly limit
-        applies to them: every page needs the first, every submit the second. One row per permission
-        (at least one row), each carrying the user's columns."""
+        applies to them: every page needs the first, every submit the second. One row, the permissions
+        joined into one text ("app.codename,app.codename")."""
         user_model = get_user_model()
         try:
             pk = user_model._meta.pk.to_python(user_id)
@@ -38,7 +38,7 @@ class ModelBackendOneQuery(ModelBackend):
         rows: list[Any] = list(user_model._default_manager.raw(_user_sql(), [pk, pk, pk]))
         if not rows:
             return None
-        user = rows[0]
+        (user,) = rows
         limit = None
         if user.limit_id is not None:
             limit = MonthlyLimit.from_db(
@@ -46,7 +46,7 @@ class ModelBackendOneQuery(ModelBackend):
             )
         user_model.monthly_limit.related.set_cached_value(user, limit)
         if user.is_active and not user.is_superuser:
-            user._perm_cache = {f"{row.perm_app}.{row.perm_codename}" for row in rows if row.perm_app is not None}
+            user._perm_cache = set(user.perm_names.split(",")) if user.perm_names else set()
         return user if self.user_can_authenticate(user) else None
 
     def get_all_permissions(self, user_obj: Any, obj: Any = None) -> set[str]:
@@ -67,12 +67,14 @@ def _user_sql() -> str:
     quote = connection.ops.quote_name
     columns = ", ".join(f"u.{quote(field.column)}" for field in user._meta.concrete_fields)
     limits = MonthlyLimit._meta
+    # One text, not a row per permission: one model instance to build. Codenames never hold a comma.
+    aggregate = "STRING_AGG" if connection.vendor == "postgresql" else "GROUP_CONCAT"
+    joined = f"{aggregate}(perms.app_label || '.' || perms.codename, ',')"
     return (
         f"SELECT {columns}, ml.{quote('id')} AS limit_id, ml.{quote(limits.get_field('jobs_per_month').column)} "  # noqa: S608 - identifiers from model metadata
-        f"AS limit_jobs, perms.app_label AS perm_app, perms.codename AS perm_codename "
+        f"AS limit_jobs, (SELECT {joined} FROM ({_permissions_sql()}) perms) AS perm_names "
         f"FROM {quote(user._meta.db_table)} u "
         f"LEFT JOIN {quote(limits.db_table)} ml ON ml.{quote(limits.get_field('user').column)} = u.{quote(user._meta.pk.column)} "
-        f"LEFT JOIN ({_permissions_sql()}) perms ON 1 = 1 "
         f"WHERE u.{quote(user._meta.pk.column)} = %s"
     )
 
