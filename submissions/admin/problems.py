@@ -3,17 +3,7 @@
 
 from django.contrib import admin
 
-from submissions.models import Problem, Submission
-
-State = Submission.State
-
-
-# --- The Chamelaion API key -------------------------------------------------------------------------------
-# Appended as its own section; the imports are kept here with it.
-
-
-
-# --- Problems -----------------------------------------------------------------------------------------
+from submissions.models import Problem
 
 
 @admin.register(Problem)

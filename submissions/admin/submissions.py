@@ -50,7 +50,7 @@ UPSTREAM_FIELDS = (
     "sent_at",
     "last_synced_at",
 )
-INPUT_FIELDS = edit_services.INPUT_FIELDS
+INPUT_FIELDS = edit_services.FIXED_ONCE_SENT
 ALWAYS_READ_ONLY = (*UPSTREAM_FIELDS, "batch", "is_external", "activity_trail")
 # "Refresh status now" asks Chamelaion once per job, inside the admin's request: a few dozen at most. The
 # worker keeps every job up to date anyway.

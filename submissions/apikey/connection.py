@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,9 +19,6 @@ from submissions.apikey.keys import (
 )
 from submissions.core import problems
 from submissions.models import ApiCredential
-
-logger = logging.getLogger(__name__)
-
 
 # --- What the settings page shows ---------------------------------------------------------------------
 

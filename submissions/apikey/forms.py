@@ -10,12 +10,10 @@ class ApiKeyField(forms.CharField):
     so a form shown again never carries the key back to the browser."""
 
     def __init__(self, **kwargs):
-        from submissions.apikey.keys import MAX_KEY_LENGTH
-
         widget = forms.PasswordInput(
             render_value=False, attrs={"autocomplete": "off", "spellcheck": "false", "autocapitalize": "off"}
         )
-        super().__init__(label="New API key", max_length=MAX_KEY_LENGTH, widget=widget, **kwargs)
+        super().__init__(label="New API key", max_length=keys.MAX_KEY_LENGTH, widget=widget, **kwargs)
 
     @sensitive_variables("value")
     def clean(self, value):

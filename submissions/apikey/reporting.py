@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from django.views.debug import SafeExceptionReporterFilter
 
 from submissions.apikey.keys import known_secrets
-
-logger = logging.getLogger(__name__)
-
 
 # --- Error reports ------------------------------------------------------------------------------------
 

@@ -56,6 +56,12 @@ class CsvRowForm(SubmissionForm):
 # --- Uploads: kept, previewed, sent once ------------------------------------------------------------------
 
 
+def rows_as_sent(table: Table) -> list[Row]:
+    """A sent file's rows as they were, unchecked: checked now, every reference id would be found taken, by
+    the batch's own jobs."""
+    return [Row(line=line, values=values) for line, values, _ in table.rows]
+
+
 def check_rows(table: Table) -> list[Row]:
     """Every row checked with the single-job form's rules; reference ids must also be unique in the file."""
     reference_ids = [values["reference_id"].strip() for _, values, _ in table.rows]

@@ -39,13 +39,14 @@ def preview(request, pk: int):
             return redirect(_store(request, form))
     else:
         form = csv_forms.CsvUploadForm(initial={"batch_name": upload.batch_name})
+    rows_of = csv_rows.rows_as_sent if upload.used_at else csv_rows.check_rows
     try:
-        rows, file_error = csv_rows.check_rows(csv_parse.read_table(upload.content)), ""
+        rows, file_error = rows_of(csv_parse.read_table(upload.content)), ""
     except csv_parse.CsvFileError as exc:  # only if the rules changed since it was uploaded
         rows, file_error = [], str(exc)
     invalid = [row for row in rows if row.errors]
     errors = [(row.line, column, reason) for row in invalid for column, reason in row.errors]
-    sent_before, repeats = _duplicates(rows)
+    sent_before, repeats = ([], []) if upload.used_at else _duplicates(rows)  # nothing left to ask about
     context = {
         "upload": upload,
         "batch_name": csv_services.batch_name_of(upload),
@@ -82,7 +83,7 @@ def send(request, pk: int):
             rows = csv_rows.check_rows(csv_parse.read_table(upload.content))
         except csv_parse.CsvFileError:
             rows = []  # send_upload reports the file's problem
-        sent_before, repeats = _duplicates(rows)
+        sent_before, repeats = ([], []) if upload.used_at else _duplicates(rows)  # nothing left to ask about
         if sent_before or repeats:  # every job costs money: ask before sending the same thing twice
             said = []
             if sent_before:

@@ -3,7 +3,6 @@ and "Retry the failed ones"."""
 
 from __future__ import annotations
 
-import logging
 from collections import Counter
 from typing import Any
 
@@ -22,7 +21,6 @@ from submissions.models import Batch, Submission
 from submissions.outbox.sending import send_while_room
 from submissions.team import limits
 
-logger = logging.getLogger(__name__)
 State = Submission.State
 
 
@@ -91,6 +89,7 @@ def retry_failed(*, batch: Batch, user: Any) -> int:
                 title=failed.title,
                 batch=batch,
                 retry_of=failed,
+                limit_checked=True,  # for the whole retry, above
             )
             for failed in finished_badly
         )

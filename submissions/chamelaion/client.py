@@ -93,7 +93,7 @@ class ChamelaionClient:
             "disable_active_speaker_detection": disable_active_speaker_detection,
             "reference_id": reference_id,
         }
-        return self._request_id(self._call("POST", "/v1/lipsync/generate", json=body))
+        return request_id_of(self._call("POST", "/v1/lipsync/generate", json=body))
 
     def generate_with_media(
         self,
@@ -114,7 +114,7 @@ class ChamelaionClient:
             },
             files=[("video", video_name, video), ("audio", audio_name, audio)],
         )
-        return self._request_id(
+        return request_id_of(
             self._call(
                 "POST",
                 "/v1/lipsync/generate-with-media",
@@ -198,11 +198,6 @@ class ChamelaionClient:
             raise Unreachable(type(exc).__name__, may_have_reached_server=True) from exc
         return _decode(response)
 
-    @staticmethod
-    def _request_id(data: Any) -> str:
-        return request_id_of(data)
-
-
 
 class KeyUnusableClient(ChamelaionClient):
     """Stands in while the deployment's key cannot be used (a stored key that cannot be decrypted). Every
@@ -218,6 +213,7 @@ class KeyUnusableClient(ChamelaionClient):
             return super()._call(method, path, authenticated=False, **kwargs)
         self.calls += 1
         raise Unauthorized(self.problem)
+
 
 def _path_segment(value: str) -> str:
     """One id as one path segment, before any request is made. Percent-encoded whole, so a "/", "%", "?"

@@ -16,9 +16,9 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.backends import ModelBackend
 from django.contrib.auth.models import Permission
 from django.contrib.contenttypes.models import ContentType
-from django.core.exceptions import ValidationError
 from django.db import connection
 
+from submissions.core import paging
 from submissions.models import MonthlyLimit
 
 
@@ -28,11 +28,8 @@ class ModelBackendOneQuery(ModelBackend):
         applies to them: every page needs the first, every submit the second. One row, the permissions
         joined into one text ("app.codename,app.codename")."""
         user_model = get_user_model()
-        try:
-            pk = user_model._meta.pk.to_python(user_id)
-        except ValidationError:
-            return None
-        if not isinstance(pk, int) or not -(2**63) <= pk < 2**63:
+        pk = paging.as_id(user_id)
+        if pk is None:
             return None  # no such user (a tampered session): the database driver would refuse the number
         # raw() converts the user's columns as the ORM does; the extra columns come as attributes.
         rows: list[Any] = list(user_model._default_manager.raw(_user_sql(), [pk, pk, pk]))
@@ -45,6 +42,7 @@ class ModelBackendOneQuery(ModelBackend):
                 connection.alias, ["id", "user_id", "jobs_per_month"], [user.limit_id, user.pk, user.limit_jobs]
             )
         user_model.monthly_limit.related.set_cached_value(user, limit)
+        user.monthly_limit_preloaded = True  # read with the user for this request (team.limits trusts only this)
         if user.is_active and not user.is_superuser:
             user._perm_cache = set(user.perm_names.split(",")) if user.perm_names else set()
         return user if self.user_can_authenticate(user) else None

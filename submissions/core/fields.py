@@ -5,9 +5,9 @@ from typing import Any, ClassVar
 from django import forms
 from django.core.validators import MaxLengthValidator, URLValidator
 
+from submissions.core.reference_ids import chose_reference_id
 from submissions.core.text import refuse_control_characters
 from submissions.models import (
-    GENERATED_REFERENCE_ID,
     URL_MAX_LENGTH,
 )
 
@@ -16,7 +16,7 @@ def refuse_generated_form(value: str) -> None:
     """For an id a person chooses (not on the model: admin edits jobs that carry DubDash's own): one shaped
     like DubDash's would pass for it and skip the check, made before a chosen id's first send, that no job
     outside DubDash already holds it."""
-    if GENERATED_REFERENCE_ID.fullmatch(value or ""):
+    if value and not chose_reference_id(value):
         raise forms.ValidationError(
             "Ids of the form dubdash- and 32 letters and digits are DubDash's own. Choose another.", code="generated_form"
         )

@@ -41,11 +41,12 @@ def problem_code(error: chamelaion.ChamelaionError) -> Problem.Code | None:
     return PROBLEM_CODES.get(type(error))
 
 
-def record_problem(error: chamelaion.ChamelaionError, *, while_polling: bool) -> None:
-    """Raise (or keep) the administrators' banner for failures only they can fix; others are ignored."""
+def record_problem(error: chamelaion.ChamelaionError, *, while_polling: bool) -> Problem.Code | None:
+    """Raise (or keep) the administrators' banner for failures only they can fix; others are ignored.
+    Returns the problem's code, or None when the failure is not one of those."""
     code = problem_code(error)
     if code is None:
-        return
+        return None
     # Out of reach, polling fails too: marking it so lets the worker's cheap check per round clear it even
     # when nothing is due to be sent or polled.
     while_polling = while_polling or code == Problem.Code.UNREACHABLE
@@ -57,6 +58,7 @@ def record_problem(error: chamelaion.ChamelaionError, *, while_polling: bool) ->
     else:
         problem.pauses_polling = problem.pauses_polling or while_polling
         problem.save(update_fields=["pauses_polling", "last_seen"])
+    return code
 
 
 def clear_problems(*, after_send: bool = False) -> None:

@@ -2,17 +2,9 @@
 
 from __future__ import annotations
 
-import logging
 import uuid
 
-from submissions.models import (
-    GENERATED_REFERENCE_ID,
-    Submission,
-)
-
-logger = logging.getLogger(__name__)
-State = Submission.State
-
+from submissions.models import GENERATED_REFERENCE_ID
 
 REFERENCE_ID_CLASH = (
     "A job made outside DubDash on the same Chamelaion account already uses the reference id “{reference_id}”. "

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterable
 from typing import Any
 
@@ -11,9 +10,6 @@ from django.db.models import Q
 from submissions.models import (
     Submission,
 )
-
-logger = logging.getLogger(__name__)
-State = Submission.State
 
 
 def transition(

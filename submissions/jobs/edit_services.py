@@ -19,7 +19,7 @@ from submissions.models import Submission
 State = Submission.State
 
 # What describes the job sent upstream, so fixed once it may have been sent.
-INPUT_FIELDS = ("created_by", "video_url", "audio_url", "disable_active_speaker_detection", "reference_id")
+FIXED_ONCE_SENT = ("created_by", "video_url", "audio_url", "disable_active_speaker_detection", "reference_id")
 
 
 def add_job(*, submission: Submission, actor: Any) -> Submission:
@@ -36,7 +36,7 @@ def edit_job(*, submission: Submission, changes: Mapping[str, Any], actor: Any, 
     trail. Returns False, changing nothing and noting nothing, when inputs were to change but the job no
     longer waits to send with nothing sent; the instance then shows the job as it is now."""
     fields = dict(changes)
-    if any(name in INPUT_FIELDS for name in fields):
+    if any(name in FIXED_ONCE_SENT for name in fields):
         fields["inputs_fingerprint"] = fingerprint_of_submission(submission)
         if not transition(submission, expected=State.PENDING, guard=nothing_sent_yet(), **fields):
             return False

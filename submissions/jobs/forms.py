@@ -11,6 +11,8 @@ from submissions.models import (
     reference_id_validator,
 )
 
+# Said whether the form finds the id taken or the database refuses it a moment later (two people, one id).
+REFERENCE_ID_TAKEN = "Another submission already uses this reference id. Choose another one."
 
 class SubmissionForm(forms.Form):
     video_url = HttpUrlField(label="Video URL", help_text="A public MP4 link.")
@@ -45,7 +47,7 @@ class SubmissionForm(forms.Form):
             if self.resubmitting is not None:
                 taken = taken.exclude(pk=self.resubmitting.pk)
             if taken.exists():
-                raise forms.ValidationError("Another submission already uses this reference id. Choose another one.")
+                raise forms.ValidationError(REFERENCE_ID_TAKEN)
         return reference_id
 
 

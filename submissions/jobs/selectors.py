@@ -137,7 +137,7 @@ FILTER_LOOKUPS = {
 def history(*, user: Any, filters: dict) -> tuple[QuerySet[Submission], str]:
     """The history the filters describe, and the field it is sorted by (newest first).
     "Mine" is the user's own jobs; "Team" everyone's, for those allowed to see them."""
-    queryset = Submission.objects.select_related("created_by", "batch")
+    queryset = Submission.objects.all()  # each reader picks its columns (history_page) or joins (csv_export)
     if filters.get("scope") != "team" or not user.has_perm(roles.VIEW_TEAM_HISTORY):
         queryset = queryset.filter(created_by=user)
     queryset = queryset.filter(**{lookup: filters[name] for name, lookup in FILTER_LOOKUPS.items() if name in filters})

@@ -5,22 +5,19 @@ at once if the rate budget has room, otherwise the worker sends it in its turn."
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from django.db import IntegrityError, transaction
-from django.db.models import Q
 from django.utils import timezone
 
 from submissions.core import activity
 from submissions.core.reference_ids import chose_reference_id, new_reference_id
-from submissions.core.states import transition
+from submissions.core.states import nothing_sent_yet, transition
 from submissions.jobs.fingerprints import INPUT_FIELDS, fingerprint_of
 from submissions.models import Batch, Submission
 from submissions.outbox.sending import deliver_new, discard_uploads, send_if_room, take_slot_now
 from submissions.team import limits
 
-logger = logging.getLogger(__name__)
 State = Submission.State
 
 
@@ -54,6 +51,7 @@ def create_submission(
     batch: Batch | None = None,
     retry_of: Submission | None = None,
     claim_if_room: bool = False,
+    limit_checked: bool = False,
 ) -> Submission:
     """Save one job waiting to send. With `claim_if_room`, if sending is not paused and the rate budget has
     a slot now, the slot is taken in the same transaction and the job saved as the outbox's claim leaves
@@ -71,7 +69,7 @@ def create_submission(
         # (submit's trail entry, a batch's retry). A caller must not catch ReferenceIdTaken and carry on
         # in the same transaction.
         with transaction.atomic(savepoint=False):
-            if user is not None:
+            if user is not None and not limit_checked:  # a caller that checked a whole set says so
                 limits.check_monthly_limit(user=user, adding=1)
             claimed = claim_if_room and take_slot_now()
             now = timezone.now()
@@ -168,7 +166,7 @@ def cancel(*, submission: Submission, user: Any) -> bool:
     cancelled = transition(
         submission,
         expected=State.PENDING,
-        guard=Q(request_id__isnull=True, outcome_unknown_since__isnull=True),
+        guard=nothing_sent_yet(),
         state=State.CANCELLED,
         next_attempt_at=None,
     )

@@ -11,7 +11,7 @@ from submissions.core import feedback
 from submissions.jobs import csv_export, duplicates
 from submissions.jobs import selectors as job_selectors
 from submissions.jobs import services as job_services
-from submissions.jobs.forms import HistoryFilterForm, SubmissionForm
+from submissions.jobs.forms import REFERENCE_ID_TAKEN, HistoryFilterForm, SubmissionForm
 from submissions.models import Submission
 from submissions.outbox import selectors as outbox_selectors
 from submissions.team import limits, permissions
@@ -78,7 +78,7 @@ def new_submission(request):
             else:
                 submission = job_services.submit(user=request.user, **form.cleaned_data)
         except job_services.ReferenceIdTaken:
-            form.add_error("reference_id", "Another submission already uses this reference id. Choose another one.")
+            form.add_error("reference_id", REFERENCE_ID_TAKEN)
         except limits.MonthlyLimitReached as exc:
             form.add_error(None, str(exc))
         else:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 
@@ -14,7 +13,6 @@ from submissions.outbox import ratelimit
 
 State = Submission.State
 
-logger = logging.getLogger(__name__)
 
 
 # --- The queue -------------------------------------------------------------------------------------

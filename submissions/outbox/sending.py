@@ -129,7 +129,7 @@ def deliver(submission: Submission, *, problems_may_be_open: bool = True) -> Sub
             return _mark_sent(submission, request_id=found.id, found=found)
         if found is not None:
             return _give_up(submission, message=REFERENCE_ID_CLASH.format(reference_id=submission.reference_id))
-    if submission.outcome_unknown_since is not None:  # uncertain
+    if submission.outcome_unknown_since is not None:  # uncertain (the test that narrows the type)
         settled_at = submission.outcome_unknown_since + settle_time()
         if timezone.now() < settled_at:
             return _wait(
@@ -195,11 +195,10 @@ def discard_uploads(submission: Submission) -> None:
 
 def _failed_attempt(submission: Submission, error: chamelaion.ChamelaionError) -> Submission:
     logger.warning("Sending submission %s failed: %s (%s)", submission.pk, type(error).__name__, error.detail)
-    problems.record_problem(error, while_polling=False)
+    code = problems.record_problem(error, while_polling=False)
     now = timezone.now()
     if isinstance(error, chamelaion.RateLimited):
         ratelimit.hold_off(error.retry_after or settings.SEND_RETRY_BASE_SECONDS)
-    code = problems.problem_code(error)
     if code is not None:
         # Nothing about this job is wrong, and nothing was delivered: it waits, however long the fix takes.
         paused = f"Sending is paused: {error.user_message} {problems.PAUSED_UNTIL[code]}"
@@ -253,28 +252,24 @@ def _mark_sent(
 
 
 def _wait(submission: Submission, *, until: datetime, message: str) -> Submission:
-    transition(
-        submission,
-        expected=State.SENDING,
-        state=State.PENDING,
-        next_attempt_at=until,
-        last_error=message,
-        outcome_unknown_since=submission.outcome_unknown_since,
-        failed_deliveries=submission.failed_deliveries,
-        first_failed_delivery_at=submission.first_failed_delivery_at,
-    )
-    return submission
+    return _end_attempt(submission, state=State.PENDING, message=message, next_attempt_at=until)
 
 
 def _give_up(submission: Submission, *, message: str) -> Submission:
     """Could not be sent. Uploaded files are kept: "Send again" needs them; they go once it is sent."""
+    return _end_attempt(submission, state=State.SEND_FAILED, message=message)
+
+
+def _end_attempt(submission: Submission, *, state: str, message: str, **fields: Any) -> Submission:
+    """An attempt that did not send it: the row leaves SENDING with what this attempt learned about it."""
     transition(
         submission,
         expected=State.SENDING,
-        state=State.SEND_FAILED,
+        state=state,
         last_error=message,
         outcome_unknown_since=submission.outcome_unknown_since,
         failed_deliveries=submission.failed_deliveries,
         first_failed_delivery_at=submission.first_failed_delivery_at,
+        **fields,
     )
     return submission

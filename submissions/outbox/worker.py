@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import threading
 import time
 
@@ -12,11 +11,6 @@ from submissions.core import problems
 from submissions.models import Submission
 from submissions.outbox import ratelimit, sending
 from submissions.outbox.selectors import due_for_sending
-
-State = Submission.State
-
-logger = logging.getLogger(__name__)
-
 
 CANDIDATES = 10  # claim one of the next few: another process may be claiming the first
 

@@ -13,6 +13,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from .store import GENERIC_FAILURE
+
 EVERY_JOB = "*"  # a `bad_replies` key that applies to every job without a key of its own
 
 # Sizes that overflow what a careful client would store in a fixed-size column.
@@ -20,7 +22,6 @@ LONG_URL_EXTRA = 3_000  # over 2,048 in all: longer than the classic URL limit, 
 HUGE_URL_EXTRA = 70_000  # over 64 KiB: no real link is this long
 LONG_ERROR_REPEATS = 20_000  # about 140,000 characters of error message
 LONG_TEXT = 300  # longer than a 64-character status or a 128-character reference id
-FALLBACK_ERROR = "lip sync failed"
 
 
 def _nul_in_status(data: dict[str, Any]) -> None:
@@ -31,18 +32,18 @@ def _nul_in_status(data: dict[str, Any]) -> None:
 
 def _nul_in_error(data: dict[str, Any]) -> None:
     # A NUL and other C0 controls around the real message: removing them gives the message back.
-    message = data.get("error_message") or FALLBACK_ERROR
+    message = data.get("error_message") or GENERIC_FAILURE
     data["error_message"] = "\x00" + message.replace(" ", "\x00 ", 1) + "\x07\x1b"
 
 
 def _long_error(data: dict[str, Any]) -> None:
-    message = data.get("error_message") or FALLBACK_ERROR
+    message = data.get("error_message") or GENERIC_FAILURE
     data["error_message"] = f"{message} (trace: {'frame; ' * LONG_ERROR_REPEATS})"
 
 
 def _lone_surrogate(data: dict[str, Any]) -> None:
     # JSON can carry "\ud800" although no UTF-8 text can: a database driver refuses to encode it.
-    message = data.get("error_message") or FALLBACK_ERROR
+    message = data.get("error_message") or GENERIC_FAILURE
     data["error_message"] = message + " \ud800"
 
 

@@ -232,9 +232,6 @@ class SandboxServer:
             "reference_id": spec.reference_id,
         }
 
-    def record_path(self, path: str) -> None:
-        self.traffic.record_path(path)
-
     def request_paths(self) -> list[str]:
         """The paths of the latest /api requests exactly as they arrived (percent-encoding and dot segments
         untouched, query strings left out), oldest first."""

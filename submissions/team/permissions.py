@@ -60,10 +60,6 @@ def capabilities(user: Any) -> Capabilities:
     )
 
 
-def can_view(user: Any, submission: Submission) -> bool:
-    return submission.created_by_id == user.pk or can_see_team(user)
-
-
 def can_retry(user: Any, submission: Submission) -> bool:
     """Send again, refresh now, retry: the owner (if they may submit) or a team admin."""
     if user.has_perm(roles.RETRY_ANY_JOB):

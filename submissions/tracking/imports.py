@@ -16,7 +16,6 @@ from submissions.tracking import snapshots
 from submissions.tracking.services import PAGE_SIZE, STORE_ERRORS
 
 logger = logging.getLogger(__name__)
-State = Submission.State
 
 
 # --- Importing jobs made elsewhere ----------------------------------------------------------------

@@ -28,7 +28,6 @@ from submissions.tracking.services import (
 )
 
 logger = logging.getLogger(__name__)
-State = Submission.State
 
 
 class RefreshOutcome(enum.Enum):
@@ -50,8 +49,9 @@ class RefreshResult:
 # --- "Refresh now" --------------------------------------------------------------------------------
 
 
-def refresh_now(*, submission: Submission) -> RefreshResult:
-    """Ask Chamelaion once about one job, at most once every few seconds however often it is pressed."""
+def refresh_now(*, submission: Submission, client: chamelaion.ChamelaionClient | None = None) -> RefreshResult:
+    """Ask Chamelaion once about one job, at most once every few seconds however often it is pressed.
+    `client`: one already made for a run of these (else the deployment's, made here)."""
     if submission.request_id is None:
         return RefreshResult(
             RefreshOutcome.NOT_SENT_YET, "This job has not been sent yet, so there is nothing to ask Chamelaion."
@@ -65,7 +65,7 @@ def refresh_now(*, submission: Submission) -> RefreshResult:
     ).update(refresh_requested_at=now)
     if not claimed:
         return RefreshResult(RefreshOutcome.TOO_SOON, "Checked a moment ago. Try again in a few seconds.")
-    client = clients.get_client()
+    client = client or clients.get_client()
     try:
         request = client.get_request(submission.request_id)
     except chamelaion.NotFound:
@@ -111,8 +111,9 @@ def refresh_selected(*, submissions: QuerySet[Submission], actor: Any, limit: in
     others are left to the worker. Each one asked about is noted in the activity trail, with what it said."""
     report = RefreshReport(selected=submissions.count())
     askable = submissions.filter(request_id__isnull=False, state__in=Submission.UPSTREAM_IN_FLIGHT).order_by("pk")
+    client = clients.get_client()  # one key read for the whole run
     for submission in askable[:limit]:
-        result = refresh_now(submission=submission)
+        result = refresh_now(submission=submission, client=client)
         report.asked += 1
         report.results[result] += 1
         activity.record(actor=actor, verb=activity.Verb.REFRESHED, submission=submission, details=result.message)

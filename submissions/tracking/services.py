@@ -112,8 +112,7 @@ def _note_failure(error: chamelaion.ChamelaionError, report: RoundReport) -> Non
     report.error = error.user_message
     if isinstance(error, chamelaion.RateLimited):
         report.wait = error.retry_after or snapshots.poll_interval(timedelta(0)).total_seconds()
-    elif problems.problem_code(error) is not None:  # a rejected key, a used-up quota, Chamelaion out of reach
-        problems.record_problem(error, while_polling=True)
+    elif problems.record_problem(error, while_polling=True) is not None:  # a rejected key, a used-up quota, out of reach
         report.wait = PROBLEM_RECHECK_SECONDS
     logger.warning("Refresh round stopped: %s (%s)", type(error).__name__, error.detail)
 

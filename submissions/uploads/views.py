@@ -8,6 +8,7 @@ from django.views.decorators.http import require_http_methods
 from submissions import roles
 from submissions.core.feedback import tell_outcome
 from submissions.jobs import services as job_services
+from submissions.jobs.forms import REFERENCE_ID_TAKEN
 from submissions.team import limits
 from submissions.uploads import files as upload_files
 from submissions.uploads import forms as upload_forms
@@ -31,7 +32,7 @@ def upload(request: HttpRequest) -> HttpResponse:
         except limits.MonthlyLimitReached as exc:
             form.add_error(None, str(exc))
         except job_services.ReferenceIdTaken:
-            form.add_error("reference_id", "Another submission already uses this reference id. Choose another one.")
+            form.add_error("reference_id", REFERENCE_ID_TAKEN)
         else:
             # Whatever the API answers, the job and its files are saved: its page says what happens next
             # (a browser cannot put files back into a form, so unlike URLs there is no form to show again).

@@ -2,10 +2,8 @@
 the environment's key, used without a restart, and tested from the settings page."""
 
 import io
-import os
 import socket
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -20,7 +18,9 @@ from submissions import chamelaion, roles
 from submissions.apikey import clients, keys
 from submissions.models import ApiCredential, Problem
 from submissions.sandbox import DEMO_TOKEN
+from tests import processes
 from tests.factories import make_member, make_part
+from tests.processes import PRODUCTION_LIKE
 
 pytestmark = pytest.mark.django_db
 
@@ -156,19 +156,8 @@ def test_rotation_with_nothing_stored(encryption_keys):
 
 
 def manage(*args: str, **env: str) -> subprocess.CompletedProcess:
-    clean = {name: os.environ[name] for name in ("PATH", "HOME", "LANG", "TMPDIR") if name in os.environ}
-    clean.update(
-        {
-            "DJANGO_SETTINGS_MODULE": "dubdash.settings",
-            "DEBUG": "false",
-            "SECRET_KEY": "k3Jx9-Qm2vT7pLw4Zr8Nc1Yb6Hd0Sf5Ga3Ue9Ko2Wi7Xt4Rq1Vn8Mj6Ep0Cz5By3",
-            "DATABASE_URL": "sqlite:////tmp/dubdash-api-key-test.sqlite3",
-        },
-        **env,
-    )
-    return subprocess.run(
-        [sys.executable, "manage.py", *args], cwd=ROOT, env=clean, capture_output=True, text=True, timeout=60
-    )
+    """manage.py in a fresh process, production-like, on a database of its own."""
+    return processes.manage(*args, **{**PRODUCTION_LIKE, "DATABASE_URL": "sqlite:////tmp/dubdash-api-key-test.sqlite3", **env})
 
 
 @pytest.mark.parametrize(

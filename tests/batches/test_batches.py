@@ -9,23 +9,11 @@ from django.utils import timezone
 from submissions.models import Batch, Submission
 from submissions.outbox import worker as outbox
 from submissions.tracking import services as tracking
+from tests.batches.posting import NEW_BATCH, VIDEO, batch_post
 from tests.factories import make_submission
 
 pytestmark = pytest.mark.django_db
 State = Submission.State
-NEW_BATCH = reverse("submissions:new_batch")
-VIDEO = "https://cdn.example.com/episode-4.mp4"
-
-
-def batch_post(languages, **extra):
-    data = {"name": "Episode 4", "video_url": VIDEO, "rows-TOTAL_FORMS": str(len(languages)),
-            "rows-INITIAL_FORMS": "0", "rows-MIN_NUM_FORMS": "1", "rows-MAX_NUM_FORMS": "100"}
-    for n, language in enumerate(languages):
-        data[f"rows-{n}-target_language"] = language
-        data[f"rows-{n}-audio_url"] = f"https://cdn.example.com/episode-4-{language}.wav"
-    return {**data, **extra}
-
-
 def test_a_batch_makes_one_job_per_language_and_sends_what_the_budget_allows(logged_in, user, sandbox, settings):
     settings.SEND_RATE_LIMIT_PER_MINUTE = 30  # a burst of 3: the rest waits for the worker
     languages = ["de", "fr", "es", "it", "ja"]

@@ -6,58 +6,16 @@ import io
 import threading
 
 import pytest
-from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
 from submissions.batches import csv_parse, csv_rows, csv_services
 from submissions.jobs import csv_export
 from submissions.models import Batch, CsvUpload, Submission
+from tests.batches.posting import HEADER, UPLOAD, csv_text, job, preview_of, send, upload
 from tests.factories import make_member, make_submission
 
 pytestmark = pytest.mark.django_db
 State = Submission.State
-
-UPLOAD = reverse("submissions:csv_upload")
-HEADER = ["video_url", "audio_url", "language", "reference_id", "title", "disable_active_speaker_detection"]
-
-
-def job(n: int = 1, **changes) -> dict:
-    return {
-        "video_url": f"https://cdn.example.com/episode-{n}.mp4",
-        "audio_url": f"https://cdn.example.com/episode-{n}-de.wav",
-        "language": "de",
-        "reference_id": f"ep{n}-de",
-        "title": f"Episode {n} (German)",
-        "disable_active_speaker_detection": "",
-        **changes,
-    }
-
-
-def csv_text(rows: list[dict], *, delimiter: str = ",", header: list[str] = HEADER) -> str:
-    out = io.StringIO()
-    writer = csv.writer(out, delimiter=delimiter, lineterminator="\r\n")
-    writer.writerow(header)
-    for row in rows:
-        writer.writerow([row.get(name, "") for name in header])
-    return out.getvalue()
-
-
-def upload(client, content, *, name: str = "episodes.csv", batch_name: str = "", url: str = UPLOAD):
-    data = content if isinstance(content, bytes) else content.encode()
-    return client.post(url, {"file": SimpleUploadedFile(name, data, "text/csv"), "batch_name": batch_name})
-
-
-def preview_of(client, content, **kwargs) -> tuple[CsvUpload, str]:
-    response = upload(client, content, **kwargs)
-    assert response.status_code == 302, response.content.decode()[:2000]
-    stored = CsvUpload.objects.latest("pk")
-    assert response["Location"] == reverse("submissions:csv_preview", args=[stored.pk])
-    return stored, client.get(response["Location"]).content.decode()
-
-
-def send(client, stored: CsvUpload):
-    return client.post(reverse("submissions:csv_send", args=[stored.pk]))
-
 
 def assert_nothing_created():
     assert Batch.objects.count() == 0
@@ -594,3 +552,13 @@ def test_rows_sent_before_need_a_confirmation(logged_in, user, sandbox):
 
     sent = logged_in.post(reverse("submissions:csv_send", args=[upload.pk]), {"confirm_duplicates": "1"})
     assert sent.status_code == 302 and Batch.objects.get().submissions.count() == 2
+
+
+def test_a_sent_files_preview_shows_its_rows_without_errors(logged_in, sandbox):
+    """Checked again after sending, every row's reference id would be found taken by the batch's own jobs."""
+    stored, _ = preview_of(logged_in, csv_text([job(1, reference_id="ep1-de"), job(2, reference_id="ep2-de")]))
+    send(logged_in, stored)
+    page = logged_in.get(stored.get_absolute_url()).content.decode()
+    assert "This file was sent." in page
+    assert 'id="line-2"' in page and 'id="line-3"' in page
+    assert "csv-row-error" not in page and "already uses this reference id" not in page

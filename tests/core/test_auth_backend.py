@@ -87,3 +87,14 @@ def test_sessions_keep_working_across_the_move_of_the_backend(client):
     assert client.session[BACKEND_SESSION_KEY] == "submissions.auth_backends.ModelBackendOneQuery"
     assert "submissions.auth_backends.ModelBackendOneQuery" in settings.AUTHENTICATION_BACKENDS
     assert client.get("/").status_code == 200
+
+
+def test_a_user_object_that_once_cached_no_limit_is_still_held_to_a_limit_set_since():
+    """Only the auth backend's own load of this request is trusted to say "no limit"; any other user object
+    (a worker's, kept for hours) is asked again."""
+    ana = make_member("ana", role=roles.SUBMITTER)
+    with pytest.raises(MonthlyLimit.DoesNotExist):
+        ana.monthly_limit  # noqa: B018 - caches "no limit" on this object
+    MonthlyLimit.objects.create(user=ana, jobs_per_month=0)
+    with pytest.raises(limits.MonthlyLimitReached):
+        limits.check_monthly_limit(user=ana, adding=1)

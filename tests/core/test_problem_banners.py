@@ -17,10 +17,6 @@ BANNERS = {
 }
 
 
-def person(django_user_model, name, role=None, **flags):
-    return make_member(name, role=role, **flags)
-
-
 @pytest.fixture(params=[True, False], ids=["key-in-environment", "sandbox-or-stored-key"])
 def key_in_environment(request, settings):
     settings.CHAMELAION_API_KEY = "cml_env_5e8b2d90a1f34c6d8e20" if request.param else ""
@@ -32,7 +28,7 @@ def test_a_team_admin_without_staff_status_sees_the_problem_where_they_would_fix
     client, django_user_model, key_in_environment, code
 ):
     Problem.objects.create(code=code, message="An administrator must act.")
-    client.force_login(person(django_user_model, "ines", roles.TEAM_ADMIN))
+    client.force_login(make_member("ines", role=roles.TEAM_ADMIN))
     for name in PAGES:
         page = client.get(reverse(name)).content.decode()
         assert f"<strong>{BANNERS[code]}</strong>" in page, name
@@ -42,11 +38,11 @@ def test_a_team_admin_without_staff_status_sees_the_problem_where_they_would_fix
 @pytest.mark.parametrize("role", [roles.VIEWER, roles.SUBMITTER])
 def test_members_who_cannot_fix_it_are_not_shown_it(client, django_user_model, key_in_environment, role):
     Problem.objects.create(code="api_key_rejected", message="An administrator must act.")
-    client.force_login(person(django_user_model, "maria", role))
+    client.force_login(make_member("maria", role=role))
     assert "banner-problem" not in client.get(reverse("submissions:history")).content.decode()
 
 
 def test_staff_without_the_key_permission_still_see_it(client, django_user_model, key_in_environment):
     Problem.objects.create(code="quota_used_up", message="An administrator must act.")
-    client.force_login(person(django_user_model, "sam", roles.VIEWER, is_staff=True))
+    client.force_login(make_member("sam", role=roles.VIEWER, is_staff=True))
     assert "<strong>Plan quota used up</strong>" in client.get(reverse("submissions:history")).content.decode()

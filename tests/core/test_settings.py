@@ -1,30 +1,12 @@
 """Configuration from the environment, checked in fresh processes exactly as a deployment starts."""
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from tests.processes import PRODUCTION_LIKE, manage
+
 ROOT = Path(__file__).resolve().parents[2]
-PRODUCTION_LIKE = {
-    "DEBUG": "false",
-    "SECRET_KEY": "k3Jx9-Qm2vT7pLw4Zr8Nc1Yb6Hd0Sf5Ga3Ue9Ko2Wi7Xt4Rq1Vn8Mj6Ep0Cz5By3",
-    "ALLOWED_HOSTS": "dubdash.example.com",
-    "DATABASE_URL": "sqlite:////tmp/dubdash-settings-test.sqlite3",
-}
-
-
-def manage(*args: str, **env: str) -> subprocess.CompletedProcess:
-    # A bare environment: nothing from this test process (whose settings changed os.environ) leaks in.
-    clean = {name: os.environ[name] for name in ("PATH", "HOME", "LANG", "TMPDIR") if name in os.environ}
-    clean.update({"DJANGO_SETTINGS_MODULE": "dubdash.settings", "DEBUG": "", "SECRET_KEY": ""}, **env)
-    return subprocess.run(
-        [sys.executable, "manage.py", *args], cwd=ROOT, env=clean, capture_output=True, text=True, timeout=60
-    )
-
-
 def test_check_deploy_is_clean_for_a_production_like_environment():
     result = manage("check", "--deploy", "--fail-level", "WARNING", **PRODUCTION_LIKE)
     assert result.returncode == 0, result.stderr

@@ -6,9 +6,10 @@ superuser. Allowed requests answer 200 (or 302 after acting); forbidden ones 403
 object itself must stay hidden; anonymous visitors are sent to the login page."""
 
 from datetime import timedelta
+from urllib.parse import urlsplit
 
 import pytest
-from django.urls import reverse
+from django.urls import get_resolver, resolve, reverse
 from django.utils import timezone
 
 from submissions.models import Batch, CsvUpload, Submission
@@ -29,6 +30,8 @@ MATRIX = {
     ("csv_upload", "GET"):     (LOGIN, 403, 403, 200, 200, 200, 200),
     ("csv_upload", "POST"):    (LOGIN, 403, 403, 200, 200, 200, 200),
     ("csv_preview", "GET"):    (LOGIN, 403, 403, 200, 404, 404, 404),
+    ("csv_preview", "POST"):   (LOGIN, 403, 403, 200, 404, 404, 404),
+    ("csv_send", "POST"):      (LOGIN, 403, 403, 302, 404, 404, 404),
     ("upload", "GET"):         (LOGIN, 403, 403, 200, 200, 200, 200),
     ("upload", "POST"):        (LOGIN, 403, 403, 200, 200, 200, 200),
     ("detail", "GET"):         (LOGIN, 404, 200, 200, 200, 200, 200),
@@ -68,6 +71,7 @@ def world(django_user_model, sandbox):
         "new_batch": reverse("submissions:new_batch"),
         "csv_upload": reverse("submissions:csv_upload"),
         "csv_preview": reverse("submissions:csv_preview", args=[upload.pk]),
+        "csv_send": reverse("submissions:csv_send", args=[upload.pk]),
         "upload": reverse("submissions:upload"),
         "detail": failed.get_absolute_url(),
         "send_again": reverse("submissions:send_again", args=[failed.pk]),
@@ -106,6 +110,14 @@ def test_the_permission_matrix(client, world, actor, view, method):
         waiting.refresh_from_db()
         after = Submission.objects.count(), Batch.objects.count(), failed.send_attempts, waiting.state, _privileges(people)
         assert after == before  # nothing changed
+
+
+def test_every_page_of_the_app_has_its_rows_in_the_matrix(world):
+    """A view added without a row here fails this test."""
+    _people, urls, _failed, _waiting = world
+    covered = {resolve(urlsplit(url).path).url_name for view, _method in MATRIX for url in [urls[view]]}
+    every = {name for name in get_resolver().namespace_dict["submissions"][1].reverse_dict if isinstance(name, str)}
+    assert every - covered == set()
 
 
 def _privileges(people) -> list[tuple]:

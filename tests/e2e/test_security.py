@@ -15,8 +15,8 @@ from django.utils import timezone
 
 from dubdash.security import client_ip_address
 from submissions.models import Batch, CsvUpload, Problem, Submission
-from tests.core.test_settings import PRODUCTION_LIKE, manage
 from tests.factories import PASSWORD, make_member, make_part, make_submission
+from tests.processes import PRODUCTION_LIKE, manage
 
 pytestmark = pytest.mark.django_db
 State = Submission.State

@@ -7,8 +7,7 @@ from django.urls import reverse
 
 from submissions.core import paging
 from submissions.models import Batch, CsvUpload, Submission
-from tests.batches.test_batches import NEW_BATCH, batch_post
-from tests.batches.test_csv import csv_text, job, preview_of
+from tests.batches.posting import NEW_BATCH, batch_post, csv_text, job, preview_of
 from tests.factories import make_submission
 
 pytestmark = pytest.mark.django_db

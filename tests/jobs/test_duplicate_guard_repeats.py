@@ -10,8 +10,7 @@ from hypothesis import strategies as st
 
 from submissions.jobs.fingerprints import inputs_fingerprint
 from submissions.models import Batch, Submission
-from tests.batches.test_batches import NEW_BATCH, batch_post
-from tests.batches.test_csv import csv_text, job, preview_of, send
+from tests.batches.posting import NEW_BATCH, batch_post, csv_text, job, preview_of, send
 from tests.factories import make_submission
 
 pytestmark = pytest.mark.django_db

@@ -8,8 +8,7 @@ from django.urls import reverse
 from submissions.jobs import duplicates
 from submissions.jobs.duplicates import Duplicates, Repeat, SentBefore
 from submissions.models import Batch, Submission
-from tests.batches.test_batches import NEW_BATCH, batch_post
-from tests.batches.test_csv import csv_text, job, preview_of, send
+from tests.batches.posting import NEW_BATCH, batch_post, csv_text, job, preview_of, send
 from tests.factories import make_submission
 
 pytestmark = pytest.mark.django_db

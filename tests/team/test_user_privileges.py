@@ -151,6 +151,14 @@ def _role(name, role):
 CRAFTED = {"is_superuser": "on", "is_staff": "on"}
 MEMBERS = "submissions:team_member_update"
 
+
+def _members_case(name: str, role: str, expected: tuple, allowed: tuple = ("staff_team_admin", "superuser")) -> Case:
+    """The Members page's POST giving `name` the `role` (no monthly limit)."""
+    return Case(
+        "POST", lambda w, a: reverse(MEMBERS, args=[w[name].pk]),
+        lambda w, a: {f"member-{w[name].pk}-role": role, f"member-{w[name].pk}-jobs_per_month": ""},
+        expected, _role(name, role), allowed)
+
 #                      anonymous    viewer       submitter    team_admin   staff TA  superuser
 CASES = {
     "admin_own_change_crafted": Case(
@@ -206,23 +214,12 @@ CASES = {
         lambda w, a: {"name": roles.VIEWER, "permissions": [str(permission("auth.delete_user").pk)]},
         (LOGIN, ADMIN_LOGIN, ADMIN_LOGIN, ADMIN_LOGIN, 403, 302),
         lambda before, w, a: before["groups"].update({roles.VIEWER: ["delete_user"]}), ("superuser",)),
-    "members_superuser": Case(
-        "POST", lambda w, a: reverse(MEMBERS, args=[w["root"].pk]),
-        lambda w, a: {f"member-{w['root'].pk}-role": roles.VIEWER, f"member-{w['root'].pk}-jobs_per_month": ""},
-        (LOGIN, 403, 403, 403, 403, 302), _role("root", roles.VIEWER), ("superuser",)),
-    "members_staff_viewer": Case(
-        "POST", lambda w, a: reverse(MEMBERS, args=[w["sam"].pk]),
-        lambda w, a: {f"member-{w['sam'].pk}-role": roles.TEAM_ADMIN, f"member-{w['sam'].pk}-jobs_per_month": ""},
-        (LOGIN, 403, 403, 403, 302, 302), _role("sam", roles.TEAM_ADMIN)),
-    "members_staff_beyond_reach": Case(
-        "POST", lambda w, a: reverse(MEMBERS, args=[w["olga"].pk]),
-        lambda w, a: {f"member-{w['olga'].pk}-role": roles.TEAM_ADMIN, f"member-{w['olga'].pk}-jobs_per_month": ""},
-        (LOGIN, 403, 403, 403, 403, 302), _role("olga", roles.TEAM_ADMIN), ("superuser",)),
-    "members_plain_member": Case(
-        "POST", lambda w, a: reverse(MEMBERS, args=[w["maria"].pk]),
-        lambda w, a: {f"member-{w['maria'].pk}-role": roles.TEAM_ADMIN, f"member-{w['maria'].pk}-jobs_per_month": ""},
-        (LOGIN, 403, 403, 302, 302, 302), _role("maria", roles.TEAM_ADMIN),
-        ("team_admin", "staff_team_admin", "superuser")),
+    "members_superuser": _members_case("root", roles.VIEWER, (LOGIN, 403, 403, 403, 403, 302), ("superuser",)),
+    "members_staff_viewer": _members_case("sam", roles.TEAM_ADMIN, (LOGIN, 403, 403, 403, 302, 302)),
+    "members_staff_beyond_reach": _members_case("olga", roles.TEAM_ADMIN, (LOGIN, 403, 403, 403, 403, 302), ("superuser",)),
+    "members_plain_member": _members_case(
+        "maria", roles.TEAM_ADMIN, (LOGIN, 403, 403, 302, 302, 302), ("team_admin", "staff_team_admin", "superuser")
+    ),
 }
 
 

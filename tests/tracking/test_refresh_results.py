@@ -86,7 +86,7 @@ def test_admin_counts_outcomes_from_the_results_not_from_their_sentences(admin_c
         refresh.RefreshResult(Outcome.CHECKED, "Checked just now: processing."),
         refresh.RefreshResult(Outcome.COULD_NOT_ASK, "Could not check now: first reason."),
     ])
-    monkeypatch.setattr(refresh, "refresh_now", lambda *, submission: next(answers))
+    monkeypatch.setattr(refresh, "refresh_now", lambda *, submission, client: next(answers))
 
     report = refresh.refresh_selected(submissions=Submission.objects.all(), actor=None, limit=50)
     assert (report.selected, report.asked, report.skipped) == (3, 3, 0)
