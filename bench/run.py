@@ -53,6 +53,7 @@ def configure_environment() -> None:
     os.environ.setdefault("ALLOWED_HOSTS", "testserver,127.0.0.1,localhost")
     os.environ.setdefault("DATABASE_URL", f"sqlite:///{TMP_DIR / 'bench.sqlite3'}")
     os.environ.setdefault("LOG_LEVEL", "WARNING")  # the table is the output, not the worker's log lines
+    os.environ.setdefault("MEDIA_ROOT", str(TMP_DIR / "media"))  # kept outputs of the benchmarks, deleted after
     os.environ["CHAMELAION_API_KEY"] = ""  # sandbox mode
 
 
@@ -750,6 +751,28 @@ def team_history(ctx: Context) -> list[Row]:
 
     start_clean(ctx.sandbox)
     return [Row(HISTORY_BENCH, *row) for row in history.run()]
+
+
+# --- Benchmarks: kept outputs (the batch ZIP, copying beside polling) ------------------------------------
+
+ZIP_BENCH = "batch ZIP download"
+COPY_BENCH = "copying outputs beside polling"
+
+
+@benchmark(ZIP_BENCH)
+def batch_zip(ctx: Context) -> list[Row]:
+    import outputs  # bench/outputs.py
+
+    start_clean(ctx.sandbox)
+    return [Row(ZIP_BENCH, *row) for row in outputs.zip_download(ctx.sandbox.base_url, TMP_DIR)]
+
+
+@benchmark(COPY_BENCH)
+def copying(ctx: Context) -> list[Row]:
+    import outputs  # bench/outputs.py
+
+    start_clean(ctx.sandbox)
+    return [Row(COPY_BENCH, *row) for row in outputs.copying_beside_polling(LATENCY, TMP_DIR)]
 
 
 def main(only: list[str]) -> int:

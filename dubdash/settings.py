@@ -118,10 +118,37 @@ FILE_UPLOAD_HANDLERS = ["submissions.uploads.files.LimitedTemporaryFileUploadHan
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "var" / "staticfiles"
 STATICFILES_DIRS = [BASE_DIR / "static"]
+# Kept copies of outputs (submissions.outputs): a folder under MEDIA_ROOT, or an S3-compatible bucket when
+# OUTPUT_S3_BUCKET is set (AWS S3, MinIO, Cloudflare R2, ...), which every machine of a deployment shares.
+OUTPUT_S3_BUCKET = env.str("OUTPUT_S3_BUCKET", default="")
+if OUTPUT_S3_BUCKET:
+    _outputs_storage = {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": OUTPUT_S3_BUCKET,
+            "endpoint_url": env.str("OUTPUT_S3_ENDPOINT_URL", default="") or None,
+            "region_name": env.str("OUTPUT_S3_REGION", default="") or None,
+            "access_key": env.str("OUTPUT_S3_ACCESS_KEY_ID", default="") or None,
+            "secret_key": env.str("OUTPUT_S3_SECRET_ACCESS_KEY", default="") or None,
+            "location": env.str("OUTPUT_S3_PREFIX", default=""),
+            "file_overwrite": False,
+            "default_acl": None,
+            # Downloads may redirect to a presigned link (OUTPUT_S3_REDIRECT): short-lived, one per click.
+            "querystring_auth": True,
+            "signature_version": "s3v4",  # presigned links: SigV2 is refused by most regions
+            "querystring_expire": env.non_negative_int("OUTPUT_S3_LINK_SECONDS", default=300),
+        },
+    }
+else:
+    _outputs_storage = {"BACKEND": "django.core.files.storage.FileSystemStorage", "OPTIONS": {"base_url": "/unserved/"}}
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
+    "outputs": _outputs_storage,
 }
+# On S3, a download redirects to a presigned link to the object (same file name), so the bytes never pass
+# through DubDash; false streams them through DubDash as on local storage.
+OUTPUT_S3_REDIRECT = env.bool("OUTPUT_S3_REDIRECT", default=True)
 
 # HTTPS hardening: on by default whenever DEBUG is off, each switch overridable for odd deployments.
 _secure_default = not DEBUG
@@ -197,6 +224,31 @@ SEND_RETRY_BASE_SECONDS = env.positive_float("SEND_RETRY_BASE_SECONDS", default=
 SEND_RETRY_MAX_SECONDS = env.positive_float("SEND_RETRY_MAX_SECONDS", default=300)
 
 # Offered as target languages; codes are the BCP 47 tags Django already knows.
+# Kept copies of outputs (submissions.outputs).
+OUTPUT_KEEP = env.bool("OUTPUT_KEEP", default=True)
+OUTPUT_MAX_BYTES = env.non_negative_int("OUTPUT_MAX_BYTES", default=4 * 1024**3)
+if OUTPUT_MAX_BYTES < 1:
+    raise ImproperlyConfigured("OUTPUT_MAX_BYTES must be at least 1.")
+OUTPUT_COPY_CONNECT_TIMEOUT = env.positive_float("OUTPUT_COPY_CONNECT_TIMEOUT", default=10)
+OUTPUT_COPY_READ_TIMEOUT = env.positive_float("OUTPUT_COPY_READ_TIMEOUT", default=60)
+# One copy never takes longer than this (then it is retried): a stalled trickle must not hold the copier.
+OUTPUT_COPY_MAX_SECONDS = min(1200.0, env.positive_float("OUTPUT_COPY_MAX_SECONDS", default=1200))
+# Copying is paced so that it takes a bounded share of the worker's machine: polling
+# and sending beside it keep their speed (make bench, "copying outputs beside polling").
+OUTPUT_COPY_MAX_MB_PER_SECOND = env.positive_float("OUTPUT_COPY_MAX_MB_PER_SECOND", default=40)
+OUTPUT_COPY_MAX_ATTEMPTS = env.non_negative_int("OUTPUT_COPY_MAX_ATTEMPTS", default=6)
+OUTPUT_COPY_RETRY_BASE_SECONDS = env.positive_float("OUTPUT_COPY_RETRY_BASE_SECONDS", default=10)
+OUTPUT_COPY_RETRY_MAX_SECONDS = env.positive_float("OUTPUT_COPY_RETRY_MAX_SECONDS", default=1800)
+# Copies of jobs that completed before copying was on (or while it was off) are caught up at this pace.
+OUTPUT_CATCH_UP_PER_MINUTE = env.non_negative_int("OUTPUT_CATCH_UP_PER_MINUTE", default=20)
+# The download's file name. Fields: {title}, {language} (code), {language_name}, {take}, {reference_id},
+# {request_id}, {id}. Made safe for every OS (no slashes, quotes or reserved names).
+OUTPUT_FILENAME_TEMPLATE = env.str("OUTPUT_FILENAME_TEMPLATE", default="{title}_{language}_take{take}.mp4")
+# The history's "Download ticked (ZIP)": at most this many jobs in one ZIP.
+HISTORY_ZIP_MAX_JOBS = env.non_negative_int("HISTORY_ZIP_MAX_JOBS", default=100)
+# Uploaded files of jobs that were never sent (could not be sent, or cancelled) are deleted after this.
+UPLOAD_KEEP_DAYS = env.non_negative_int("UPLOAD_KEEP_DAYS", default=7)
+
 DUBBING_LANGUAGES = sorted(((code, str(name)) for code, name in ALL_LANGUAGES), key=lambda item: item[1])
 
 LOGGING = {

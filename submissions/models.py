@@ -4,7 +4,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from django.conf import settings
-from django.core.exceptions import ValidationError
+from django.core.exceptions import ObjectDoesNotExist, ValidationError
 from django.core.validators import RegexValidator
 from django.db import models
 from django.urls import reverse
@@ -188,9 +188,15 @@ class Submission(JobLabels, models.Model):
 
     state = models.CharField(max_length=20, choices=State.choices, default=State.PENDING, db_index=True)
     batch = models.ForeignKey("Batch", on_delete=models.PROTECT, related_name="submissions", null=True, blank=True)
-    # "Retry the failed ones" sends a failed job again as a new one; the old one stays in the history.
+    # The take this job replaces: a New take, or "Retry the failed ones" (a failed job sent again as a new
+    # one). The old one stays in the history; only the latest take of a language has no `retried_as`.
     retry_of = models.OneToOneField(
         "self", on_delete=models.SET_NULL, null=True, blank=True, related_name="retried_as"
+    )
+    # Takes of one language: take 1 is the first job (its first_take is null), later takes point to it.
+    take = models.PositiveIntegerField(default=1)
+    first_take = models.ForeignKey(
+        "self", on_delete=models.PROTECT, null=True, blank=True, related_name="later_takes"
     )
     # The outbox: a waiting submission is sent at or after this time (retries back off by moving it).
     next_attempt_at = models.DateTimeField(null=True, blank=True, default=timezone.now)
@@ -218,6 +224,9 @@ class Submission(JobLabels, models.Model):
 
     # Not auto_now_add: an imported job keeps the time Chamelaion created it.
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    # The month the job counts in against its submitter's limit: made then, or sent again then (a job that
+    # could not be sent did not count; sent again in a later month, it counts in that one).
+    counted_at = models.DateTimeField(default=timezone.now)
     sent_at = models.DateTimeField(null=True, blank=True)
     last_synced_at = models.DateTimeField(null=True, blank=True)
     # Polling: when the worker should next ask about this job, and which worker round holds it meanwhile.
@@ -244,6 +253,11 @@ class Submission(JobLabels, models.Model):
             # The history's keyset pages: newest first, id breaking ties, and the same per member and state.
             models.Index(fields=["-created_at", "-id"], name="submission_recent"),
             models.Index(fields=["created_by", "state", "-created_at"], name="submission_owner_state"),
+            models.Index(fields=["created_by", "counted_at"], name="submission_owner_counted"),
+        ]
+        constraints = [
+            # Two New takes made at the same moment never both become take N+1 (the service locks too).
+            models.UniqueConstraint(fields=["first_take", "take"], name="submission_take_once"),
         ]
 
     def __str__(self) -> str:
@@ -251,6 +265,11 @@ class Submission(JobLabels, models.Model):
 
     def get_absolute_url(self) -> str:
         return reverse("submissions:detail", args=[self.pk])
+
+    @property
+    def takes_root_id(self) -> int | None:
+        """The first take's id: what every take of this language shares."""
+        return self.first_take_id or self.pk
 
     @property
     def has_uploads(self) -> bool:
@@ -297,8 +316,25 @@ class Submission(JobLabels, models.Model):
         return reached
 
     @property
+    def is_replaced(self) -> bool:
+        """A later take replaces it (a New take, or "Retry the failed ones")."""
+        try:
+            self.retried_as  # noqa: B018 - the reverse one-to-one raises when there is none
+        except ObjectDoesNotExist:
+            return False
+        return True
+
+    @property
+    def inputs_deleted(self) -> bool:
+        """Could not be sent, and its uploaded files were deleted since (uploads.cleanup): nothing to send."""
+        return self.state == self.State.SEND_FAILED and not (self.video_url or self.video_upload or self.is_external)
+
+    @property
     def can_send_again(self) -> bool:
-        return self.state == self.State.SEND_FAILED or self.is_stuck_sending
+        """Could not be sent (or left mid-send by a process that died), still has its inputs, and no later
+        take replaces it (that would make a second live job for the same language)."""
+        stopped = self.state == self.State.SEND_FAILED or self.is_stuck_sending
+        return stopped and not self.inputs_deleted and not self.is_replaced
 
     @property
     def can_cancel(self) -> bool:
@@ -386,13 +422,18 @@ class CsvUpload(models.Model):
 
 
 class MonthlyLimit(models.Model):
-    """A member's optional cap on jobs per calendar month, set by a team admin."""
+    """A member's optional caps per calendar month, set by a team admin: jobs, minutes of output, or both
+    (a blank one does not limit)."""
 
     user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="monthly_limit")
-    jobs_per_month = models.PositiveIntegerField()
+    jobs_per_month = models.PositiveIntegerField(null=True, blank=True)
+    # Chamelaion bills by processed duration: minutes of kept output of the member's jobs made this month.
+    minutes_per_month = models.PositiveIntegerField(null=True, blank=True)
 
     def __str__(self) -> str:
-        return f"{self.user}: {self.jobs_per_month} jobs a month"
+        limits = ((self.jobs_per_month, "jobs"), (self.minutes_per_month, "minutes"))
+        caps = [f"{n} {unit}" for n, unit in limits if n is not None]
+        return f"{self.user}: {' and '.join(caps) or 'no limit'} a month"
 
 
 class Activity(models.Model):
@@ -408,6 +449,8 @@ class Activity(models.Model):
         IMPORTED = "imported", "Imported"
         REFRESHED = "refreshed", "Refreshed"
         CHANGED = "changed", "Changed"
+        NEW_TAKE = "new_take", "Made a new take"
+        COPY_RETRIED = "copy_retried", "Asked to keep a copy again"
 
     DETAILS_MAX_LENGTH = 500
 
@@ -434,29 +477,8 @@ class Activity(models.Model):
         return f"{who} {self.get_verb_display().lower()}"
 
 
-class ApiCredential(models.Model):
-    """The Chamelaion API key a team admin set in DubDash (the settings page or admin). At most one row,
-    enforced by the database: its primary key can only be 1. It takes precedence over CHAMELAION_API_KEY.
+# Models kept in their capability's folder, registered with the app here.
+from submissions.apikey.models import ApiCredential  # noqa: E402
+from submissions.outputs.models import OutputCopy  # noqa: E402
 
-    The key is stored Fernet-encrypted (submissions.credentials, DUBDASH_ENCRYPTION_KEYS), never in plain
-    text; only its last four characters are kept readable, to show which key is in use."""
-
-    SINGLETON_PK = 1
-
-    id = models.PositiveSmallIntegerField(primary_key=True, default=SINGLETON_PK, editable=False)
-    encrypted_token = models.TextField(editable=False)
-    last_four = models.CharField(max_length=4, editable=False)
-    # Set on every change (not auto_now, so a queryset update sets it too): each process caches the
-    # decrypted key under it and the ciphertext, so a change made elsewhere is seen at the next query.
-    updated_at = models.DateTimeField(default=timezone.now, editable=False)
-    updated_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, editable=False, related_name="+"
-    )
-
-    class Meta:
-        verbose_name = "Chamelaion API key"
-        verbose_name_plural = "Chamelaion API key"
-        constraints = [models.CheckConstraint(condition=models.Q(id=1), name="api_credential_single_row")]
-
-    def __str__(self) -> str:
-        return f"Chamelaion API key •••• {self.last_four}" if self.last_four else "Chamelaion API key"
+__all__ = ["ApiCredential", "OutputCopy"]

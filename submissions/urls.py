@@ -9,4 +9,7 @@ urlpatterns = [
     path("", include("submissions.uploads.urls")),
     path("", include("submissions.team.urls")),
     path("", include("submissions.apikey.urls")),
+    path("", include("submissions.takes.urls")),
+    path("", include("submissions.outputs.urls")),
+    path("", include("submissions.outputs.zip_urls")),
 ]

@@ -21,6 +21,8 @@ end-to-end tier.
 
 from __future__ import annotations
 
+import hashlib
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import IO, Any
@@ -29,9 +31,9 @@ import pytest
 
 from submissions import chamelaion
 from submissions.apikey import clients
-from submissions.chamelaion import LipsyncRequest, RequestPage
+from submissions.chamelaion import Downloaded, LipsyncRequest, RequestPage
 from submissions.sandbox import contract
-from submissions.sandbox.media import SAMPLE_AUDIO_WAV, SAMPLE_VIDEO, file_url
+from submissions.sandbox.media import MEDIA_DIR, SAMPLE_AUDIO_WAV, SAMPLE_VIDEO, file_url, output_url
 from submissions.sandbox.routing import ApiError
 from submissions.sandbox.store import Account, Job, JobSpec, Store
 
@@ -244,6 +246,21 @@ class FakeChamelaionClient:
         self.account.call("me")
         return ACCOUNT_NAME
 
+    def download_output(
+        self, url: str, *, into: IO[bytes], max_bytes: int, max_seconds: float, max_bytes_per_second: float = 0
+    ) -> Downloaded:
+        """A completed job's output is the sandbox's sample video, as the sandbox serves it; anything else 404s."""
+        self.calls += 1
+        prefix = output_url(ROOT_URL, "")
+        job_id = url.removeprefix(prefix).removesuffix(".mp4") if url.startswith(prefix) else ""
+        if not job_id or self.account.is_down or not self.account.store.is_completed(job_id):
+            raise chamelaion.OutputLinkExpired("HTTP 404", status_code=404)
+        data = (MEDIA_DIR / "sample.mp4").read_bytes()
+        if len(data) > max_bytes:
+            raise chamelaion.OutputTooLarge(f"more than {max_bytes} bytes", max_bytes=max_bytes)
+        into.write(data)
+        return Downloaded(size=len(data), sha256=hashlib.sha256(data).hexdigest(), crc32=zlib.crc32(data))
+
     def health(self) -> bool:
         self.calls += 1
         if self.account.is_down:
@@ -265,4 +282,5 @@ def fake_chamelaion(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeAccount]:
     """Every client DubDash asks for is a FakeChamelaionClient on one fresh in-memory account."""
     account = FakeAccount()
     monkeypatch.setattr(clients, "get_client", lambda: FakeChamelaionClient(account))
+    monkeypatch.setattr(clients, "get_download_client", lambda: FakeChamelaionClient(account))
     yield account

@@ -3,7 +3,8 @@
 Django's stock UserAdmin lets anyone with "change user" tick *Superuser status* (on themselves too), reset a
 superuser's password and give any group or permission; team admins hold "change user" to look after
 members. Who may change whom, and what they may give, is decided in submissions.team (the Members page
-asks the same functions); this module only applies those answers to admin's forms, views and actions."""
+asks the same functions); this module only applies those answers to admin's forms, views and actions. A
+member's monthly limits (jobs, minutes of output) are set on their page too, as on the Members page."""
 
 import functools
 
@@ -13,6 +14,8 @@ from django.contrib.auth.admin import GroupAdmin, UserAdmin
 from django.contrib.auth.models import Group
 from django.core.exceptions import PermissionDenied
 
+from submissions import roles
+from submissions.models import MonthlyLimit
 from submissions.team import services as team_services
 
 User = get_user_model()
@@ -55,8 +58,40 @@ class OffersOnlyWhatTheActorMayGive(admin.ModelAdmin):
         relation.add(*kept)
 
 
+class MonthlyLimitInline(admin.StackedInline):
+    """A member's monthly limits on their user page: jobs, minutes of output, either or both (blank: none).
+    Whoever may manage members (the Members page's permission) and may change this user may set them; nobody
+    holds MonthlyLimit's own model permissions, so they are not what is asked."""
+
+    model = MonthlyLimit
+    fields = ("jobs_per_month", "minutes_per_month")
+    extra = 1
+    max_num = 1
+    can_delete = False  # both blank is "no limit": the row is then removed (DubDashUserAdmin.save_related)
+    verbose_name = verbose_name_plural = "Monthly limits"
+
+    def _may_set(self, request, obj) -> bool:
+        # obj is the user whose page it is; None when admin asks in general (its queryset of limits).
+        return request.user.has_perm(roles.MANAGE_MEMBERS) and (
+            obj is None or team_services.can_change_user(actor=request.user, target=obj)
+        )
+
+    def has_view_permission(self, request, obj=None):
+        return self._may_set(request, obj)
+
+    def has_add_permission(self, request, obj=None):
+        return self._may_set(request, obj)
+
+    def has_change_permission(self, request, obj=None):
+        return self._may_set(request, obj)
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
 class DubDashUserAdmin(OffersOnlyWhatTheActorMayGive, UserAdmin):
     offered_relation = "groups"
+    inlines = (MonthlyLimitInline,)
 
     def offered(self, request):
         return team_services.assignable_groups(actor=request.user)
@@ -93,6 +128,15 @@ class DubDashUserAdmin(OffersOnlyWhatTheActorMayGive, UserAdmin):
             else:
                 obj.is_superuser = obj.is_staff = False
         super().save_model(request, obj, form, change)
+
+
+    def get_inline_instances(self, request, obj=None):
+        # Not on the add page: limits are set on the member's own page once they exist (as on the Members page).
+        return super().get_inline_instances(request, obj) if obj is not None else []
+
+    def save_related(self, request, form, formsets, change):
+        super().save_related(request, form, formsets, change)
+        team_services.forget_empty_limit(member=form.instance)
 
 
 class DubDashGroupAdmin(OffersOnlyWhatTheActorMayGive, GroupAdmin):

@@ -40,3 +40,14 @@ def get_client() -> ChamelaionClient:
     if active.problem:
         return KeyUnusableClient(base_url=settings.CHAMELAION_BASE_URL, problem=active.problem, **timeouts)
     return ChamelaionClient(base_url=settings.CHAMELAION_BASE_URL, api_key=active.key, **timeouts)
+
+
+def get_download_client() -> ChamelaionClient:
+    """For fetching finished outputs: their links are signed by themselves, so no key is needed (nor sent),
+    and a copy's own timeouts apply, not the API's."""
+    return ChamelaionClient(
+        base_url=settings.CHAMELAION_BASE_URL,
+        api_key="",
+        connect_timeout=settings.OUTPUT_COPY_CONNECT_TIMEOUT,
+        read_timeout=settings.OUTPUT_COPY_READ_TIMEOUT,
+    )

@@ -6,10 +6,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.db.models import QuerySet
+from django.db.models.functions import Coalesce
 from django.shortcuts import get_object_or_404
 
 from submissions import roles
 from submissions.models import Batch, Submission
+from submissions.outputs.delivery_selectors import Delivery, delivery_of
+from submissions.takes.selectors import SETTLED
 
 
 def visible_batches(*, user: Any) -> QuerySet[Batch]:
@@ -35,12 +38,35 @@ GRID_STATES = [
 ]
 
 
+@dataclass(frozen=True)
+class BatchRow:
+    job: Submission  # the latest take of one language
+    delivery: Delivery
+
+    @property
+    def settled(self) -> bool:
+        """Finished one way or another: a new take may replace it (takes.selectors.SETTLED)."""
+        return self.job.state in SETTLED
+
+    @property
+    def problem(self) -> str:
+        """Why it failed, in plain words, where there is a reason."""
+        job = self.job
+        if job.failed_at_chamelaion:
+            return job.failure_explanation
+        if job.state in (Submission.State.SEND_FAILED, Submission.State.MISSING):
+            return job.last_error
+        return ""
+
+
 @dataclass
 class BatchOverview:
-    jobs: list[Submission]  # the current job of each language (a retried job is replaced by its retry)
+    jobs: list[Submission]  # the latest take of each language, in the order the languages were entered
+    rows: list[BatchRow]
     states: list[tuple[str, str, int]]  # (state, label, how many jobs are in it)
     finished: int
     failed: int
+    completed: int
     in_flight: bool
 
     @property
@@ -51,10 +77,36 @@ class BatchOverview:
     def percent(self) -> int:
         return round(100 * self.finished / self.total) if self.total else 0
 
+    @property
+    def other_finished(self) -> int:
+        """Finished neither completed nor failed (cancelled): the bar's grey part."""
+        return max(0, self.finished - self.completed - self.finished_failed)
+
+    @property
+    def finished_failed(self) -> int:
+        return min(self.failed, self.finished - self.completed)
+
+    # Where each part of the progress bar starts (SVG x positions: no inline style, which the CSP refuses).
+    @property
+    def failed_from(self) -> int:
+        return self.completed
+
+    @property
+    def other_from(self) -> int:
+        return self.completed + self.finished_failed
+
+    @property
+    def kept(self) -> int:
+        return sum(1 for row in self.rows if row.delivery.kept)
+
 
 def batch_overview(*, batch: Batch) -> BatchOverview:
     jobs = list(
-        batch.submissions.filter(retried_as__isnull=True).select_related("created_by").order_by("target_language", "pk")
+        batch.submissions.filter(retried_as__isnull=True)
+        .select_related("created_by", "output_copy")
+        # Every take of a language shares its first take's id, and the first takes were saved in the order
+        # the languages were entered.
+        .order_by(Coalesce("first_take_id", "pk"), "pk")
     )
     counts: dict[str, int] = {state: 0 for state in GRID_STATES}
     for job in jobs:
@@ -62,10 +114,14 @@ def batch_overview(*, batch: Batch) -> BatchOverview:
     labels = dict(Submission.State.choices)
     final = (Submission.State.COMPLETED, Submission.State.FAILED, Submission.State.MISSING, Submission.State.CANCELLED)
     failed = sum(counts[state] for state in (Submission.State.FAILED, Submission.State.SEND_FAILED, Submission.State.MISSING))
+    rows = [BatchRow(job=job, delivery=delivery_of(submission=job)) for job in jobs]
     return BatchOverview(
         jobs=jobs,
+        rows=rows,
         states=[(state, labels[state], counts[state]) for state in GRID_STATES],
         finished=sum(counts[state] for state in final),
         failed=failed,
-        in_flight=any(job.is_in_flight for job in jobs),
+        completed=counts[Submission.State.COMPLETED],
+        # A copy still being made changes the page too: it polls until every copy is kept or given up.
+        in_flight=any(row.job.is_in_flight or row.delivery.copying for row in rows),
     )

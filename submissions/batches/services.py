@@ -19,6 +19,7 @@ from submissions.jobs.services import (
 )
 from submissions.models import Batch, Submission
 from submissions.outbox.sending import send_while_room
+from submissions.takes import services as takes
 from submissions.team import limits
 
 State = Submission.State
@@ -59,19 +60,18 @@ def save_batch(*, user: Any, name: str, rows: list[dict[str, Any]]) -> tuple[Bat
 
 def retry_failed(*, batch: Batch, user: Any) -> int:
     """"Retry the failed ones": what could not be sent goes back in the outbox; a job Chamelaion failed (or
-    lost) is sent again as a new job, linked to the old one, which stays in the history.
+    lost) is sent again as its language's next take (the same inputs), replacing the old one, which stays in
+    the history.
 
     All or nothing: every monthly limit involved is checked for the whole retry before anything changes,
     so a limit reached half way never leaves half the batch retried (MonthlyLimitReached, nothing done)."""
     with transaction.atomic():
         # One retry of a batch at a time: a double click's second retry then finds nothing left to retry.
         Batch.objects.select_for_update().filter(pk=batch.pk).values_list("pk").get()
-        unsent = list(batch.submissions.filter(state=State.SEND_FAILED).select_related("created_by").order_by("pk"))
-        finished_badly = list(
-            batch.submissions.filter(state__in=[State.FAILED, State.MISSING], retried_as__isnull=True)
-            .exclude(video_url="")
-            .order_by("pk")
-        )
+        # Only the latest take of each language: one a new take replaced is history, not a failure to retry.
+        current = batch.submissions.filter(retried_as__isnull=True)
+        unsent = list(current.filter(state=State.SEND_FAILED).select_related("created_by").order_by("pk"))
+        finished_badly = list(current.filter(state__in=[State.FAILED, State.MISSING]).exclude(video_url="").order_by("pk"))
         # Each job counts for its owner: a job sent again stays its submitter's, a new take is the retrier's.
         adding = Counter(job.created_by for job in unsent if job.created_by is not None)
         if finished_badly:
@@ -79,21 +79,31 @@ def retry_failed(*, batch: Batch, user: Any) -> int:
         for owner, count in sorted(adding.items(), key=lambda item: item[0].pk):  # locks in one order: no deadlock
             limits.check_monthly_limit(user=owner, adding=count, actor=user)
         retried = [job for job in unsent if reopen(submission=job, changes=None) is not None]
-        retried.extend(
-            create_submission(
-                user=user,
-                video_url=failed.video_url,
-                audio_url=failed.audio_url,
-                disable_active_speaker_detection=failed.disable_active_speaker_detection,
-                target_language=failed.target_language,
-                title=failed.title,
-                batch=batch,
-                retry_of=failed,
-                limit_checked=True,  # for the whole retry, above
-            )
-            for failed in finished_badly
-        )
+        retakes = (_retake(failed=failed, batch=batch, user=user) for failed in finished_badly)
+        retried.extend(job for job in retakes if job is not None)
         if retried:
             activity.record(actor=user, verb=activity.Verb.RETRIED, batch=batch, details=f"{len(retried)} failed jobs sent again")
     send_while_room(retried)
     return len(retried)
+
+
+def _retake(*, failed: Submission, batch: Batch, user: Any) -> Submission | None:
+    """A failed job sent again as the next take of its language, with the same inputs (None if a new take
+    replaced it since the batch was read: that one is what the language has now). In retry_failed's
+    transaction, after the monthly limits: the order a new take locks them in too."""
+    chain = takes.lock_chain(of=failed)
+    if chain.latest.pk != failed.pk:
+        return None
+    job = create_submission(
+        user=user,
+        video_url=failed.video_url,
+        audio_url=failed.audio_url,
+        disable_active_speaker_detection=failed.disable_active_speaker_detection,
+        target_language=failed.target_language,
+        title=failed.title,
+        batch=batch,
+        retry_of=failed,
+        limit_checked=True,  # for the whole retry, by retry_failed
+    )
+    takes.number_as_next_take(submission=job, chain=chain)
+    return job

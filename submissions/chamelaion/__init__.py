@@ -3,6 +3,14 @@ shared/chamelaion-api.md). It imports nothing from Django: base URL, key, timeou
 passed in (submissions.apikey.clients joins them to the deployment's settings)."""
 
 from submissions.chamelaion.client import LIST_PAGE_LIMIT, USER_AGENT, ChamelaionClient
+from submissions.chamelaion.downloads import (
+    Downloaded,
+    DownloadFailed,
+    DownloadInterrupted,
+    OutputLinkExpired,
+    OutputNotVideo,
+    OutputTooLarge,
+)
 from submissions.chamelaion.multipart import MultipartStream
 from submissions.chamelaion.replies import (
     BadRequest,
@@ -26,10 +34,16 @@ __all__ = [
     "BadRequest",
     "ChamelaionClient",
     "ChamelaionError",
+    "DownloadFailed",
+    "DownloadInterrupted",
+    "Downloaded",
     "LipsyncRequest",
     "MalformedReply",
     "MultipartStream",
     "NotFound",
+    "OutputLinkExpired",
+    "OutputNotVideo",
+    "OutputTooLarge",
     "QuotaExhausted",
     "RateLimited",
     "RequestPage",

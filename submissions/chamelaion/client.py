@@ -16,6 +16,7 @@ from urllib.parse import quote
 import requests
 import urllib3
 
+from submissions.chamelaion.downloads import Downloaded, download
 from submissions.chamelaion.multipart import MultipartStream
 from submissions.chamelaion.replies import (
     BadRequest,
@@ -160,6 +161,16 @@ class ChamelaionClient:
         if not isinstance(name, str):
             raise MalformedReply("a user reply without a name")
         return name
+
+    def download_output(
+        self, url: str, *, into: IO[bytes], max_bytes: int, max_seconds: float, max_bytes_per_second: float = 0
+    ) -> Downloaded:
+        """Stream a finished job's output into `into` (see downloads.download). The key is not sent."""
+        self.calls += 1
+        return download(
+            self.session, url, into=into, max_bytes=max_bytes, timeout=self.timeout, max_seconds=max_seconds,
+            user_agent=self.user_agent, max_bytes_per_second=max_bytes_per_second,
+        )
 
     def health(self) -> bool:
         data = self._call("GET", "/health", authenticated=False)

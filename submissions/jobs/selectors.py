@@ -12,7 +12,7 @@ from django.shortcuts import get_object_or_404
 
 from submissions import roles
 from submissions.core import paging, shortcache
-from submissions.models import JobLabels, Submission
+from submissions.models import JobLabels, OutputCopy, Submission
 
 
 def submissions_of(*, user: Any) -> QuerySet[Submission]:
@@ -34,7 +34,8 @@ def get_resendable_submission(*, user: Any, pk: Any) -> Submission | None:
     number = paging.as_id(pk)
     if number is None:
         return None
-    return submissions_of(user=user).filter(pk=number, state=Submission.State.SEND_FAILED).first()
+    # Not one a later take replaces: sending it would make two live jobs for one language.
+    return submissions_of(user=user).filter(pk=number, state=Submission.State.SEND_FAILED, retried_as__isnull=True).first()
 
 
 SEARCHED_FIELDS = ("title", "reference_id", "request_id", "video_url", "audio_url")
@@ -99,8 +100,19 @@ class HistoryRow(JobLabels):
     batch_name: str | None
     created_by_id: int | None
     creator: str | None  # the member's username; None for a job made outside DubDash
+    copy_state: str | None  # where the kept copy of its output stands (OutputCopy.State); None: no copy
     queue_place: int | None = None  # for a job waiting to send (outbox.queue_positions)
     queue_eta: datetime | None = None
+
+
+    @property
+    def copy_label(self) -> str:
+        return OutputCopy.LABELS.get(self.copy_state, "") if self.copy_state and settings.OUTPUT_KEEP else ""
+
+    @property
+    def copying(self) -> bool:
+        """Its copy is still being made: the page keeps polling until it is kept or given up."""
+        return settings.OUTPUT_KEEP and self.copy_state in (OutputCopy.State.WAITING, OutputCopy.State.RUNNING)
 
 
 def _history_columns() -> tuple[str, ...]:
@@ -109,6 +121,7 @@ def _history_columns() -> tuple[str, ...]:
     return (
         "pk", "title", "target_language", "state", "upstream_status", "reference_id", "request_id", "created_at",
         "finished_at", "batch_id", "batch__name", "created_by_id", f"created_by__{get_user_model().USERNAME_FIELD}",
+        "output_copy__state",
     )
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from submissions.core import activity
@@ -121,8 +122,10 @@ def reopen(*, submission: Submission, changes: dict[str, Any] | None) -> str | N
     """Could not be sent → waiting to send, with a fresh set of retries (and the person's edits, if any).
     Returns what the activity trail says of it (which inputs were edited), or None if it was no longer
     waiting to be sent again. The caller checks the monthly limit in the same transaction."""
+    now = timezone.now()
     fields: dict[str, Any] = {
-        "next_attempt_at": timezone.now(),
+        "next_attempt_at": now,
+        "counted_at": now,  # it did not count while it could not be sent; from now it does, in this month
         "send_attempts": 0,
         "failed_deliveries": 0,
         "first_failed_delivery_at": None,
@@ -132,7 +135,13 @@ def reopen(*, submission: Submission, changes: dict[str, Any] | None) -> str | N
     edited = _edited_inputs(submission, fields)  # before the transition updates the instance
     try:
         with transaction.atomic():
-            moved = transition(submission, expected=State.SEND_FAILED, state=State.PENDING, **fields)
+            # Never back in the outbox without inputs: an upload whose files were deleted (uploads.cleanup),
+            # unless this person gives links now.
+            # Nor once a later take replaces it: that would make two live jobs for one language.
+            guard = Q(retried_as__isnull=True)
+            if not fields.get("video_url"):
+                guard &= ~Q(video_url="") | ~Q(video_upload="")
+            moved = transition(submission, expected=State.SEND_FAILED, guard=guard, state=State.PENDING, **fields)
     except IntegrityError as exc:
         raise ReferenceIdTaken(fields.get("reference_id", "")) from exc
     return edited if moved else None

@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import permission_required
 from django.core.exceptions import PermissionDenied
@@ -14,10 +15,16 @@ from submissions.jobs import services as job_services
 from submissions.jobs.forms import REFERENCE_ID_TAKEN, HistoryFilterForm, SubmissionForm
 from submissions.models import Submission
 from submissions.outbox import selectors as outbox_selectors
+from submissions.outputs.delivery_selectors import delivery_of
+from submissions.takes import selectors as take_selectors
 from submissions.team import limits, permissions
 from submissions.tracking import refresh as tracking_refresh
 
 HISTORY_PAGE_SIZE = 50
+INPUTS_DELETED = (
+    "Not sent: its uploaded files were deleted some days after it could not be sent, so there is nothing to "
+    "send. Make a new take and give the video and audio again."
+)
 
 
 @require_http_methods(["GET"])
@@ -41,11 +48,12 @@ def history(request):
         "errors": {name: filters.errors.get(name, ()) for name in HistoryFilterForm.base_fields},
         "team": team_tab,
         "query": _filters_only(request.GET),
-        "live": any(submission.is_in_flight for submission in page.rows),
+        "live": any(row.is_in_flight or row.copying for row in page.rows),
         "member_choices": filters.member_options,
         "state_choices": HistoryFilterForm.STATES,
         "language_choices": HistoryFilterForm.LANGUAGES,
         "sort_choices": HistoryFilterForm.SORTS,
+        "zip_max": settings.HISTORY_ZIP_MAX_JOBS,
     }
     # htmx polls only the rows; everything else on the page stays as it is.
     template = "submissions/jobs/_history_rows.html" if request.htmx else "submissions/jobs/history.html"
@@ -114,8 +122,16 @@ def _sample_inputs(request) -> dict:
 def detail(request, pk: int):
     submission = job_selectors.get_visible_submission(user=request.user, pk=pk)
     _add_queue_places([submission])
+    takes = take_selectors.takes_of(submission=submission)
+    context = {
+        "submission": submission,
+        "can_retry": permissions.can_retry(request.user, submission),
+        "delivery": delivery_of(submission=submission),
+        "takes": takes,
+        "can_new_take": take_selectors.may_make_new_take(user=request.user, takes=takes),
+    }
     template = "submissions/jobs/_detail_live.html" if request.htmx else "submissions/jobs/detail.html"
-    return render(request, template, {"submission": submission, "can_retry": permissions.can_retry(request.user, submission)})
+    return render(request, template, context)
 
 
 @require_POST
@@ -128,6 +144,9 @@ def refresh(request, pk: int):
 @require_POST
 def send_again(request, pk: int):
     submission = _job_they_may_act_on(request, pk, doing="send it again")
+    if submission.inputs_deleted:
+        messages.error(request, INPUTS_DELETED)
+        return redirect(submission)
     if not submission.can_send_again:
         messages.info(request, "This submission is not waiting to be sent again.")
         return redirect(submission)

@@ -49,5 +49,5 @@ def queue_positions(submissions: Iterable[Submission]) -> dict[int, tuple[int, d
 
 def sendable_again(rows: QuerySet[Submission]) -> QuerySet[Submission]:
     """Of `rows`, those a person may send again (Submission.can_send_again): could not be sent, or left
-    mid-send by a process that died."""
-    return rows.filter(Q(state=State.SEND_FAILED) | stuck_sending())
+    mid-send by a process that died, and not replaced by a later take."""
+    return rows.filter(Q(state=State.SEND_FAILED) | stuck_sending(), retried_as__isnull=True)

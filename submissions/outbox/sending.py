@@ -13,7 +13,6 @@ it sends again only once the job is proven absent after the settle time.
 from __future__ import annotations
 
 import logging
-import random
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -33,6 +32,8 @@ from submissions.models import (
     stuck_sending,
 )
 from submissions.outbox import ratelimit
+from submissions.outbox.backoff import backoff
+from submissions.outputs import services as outputs
 from submissions.tracking import snapshots
 
 logger = logging.getLogger(__name__)
@@ -224,12 +225,8 @@ def _failed_attempt(submission: Submission, error: chamelaion.ChamelaionError) -
 
 
 def _backoff(attempts: int, *, asked: float | None) -> timedelta:
-    """Jittered exponential backoff (half to full of base * 2^(n-1), capped), never sooner than asked.
-    `attempts` counts failed deliveries: probes during an outage must not grow the wait (nor overflow it)."""
-    exponent = min(max(0, attempts - 1), 62)  # 2.0 ** 1024 overflows; the cap is reached long before 62
-    ceiling = min(settings.SEND_RETRY_MAX_SECONDS, settings.SEND_RETRY_BASE_SECONDS * 2**exponent)
-    # Jitter spreads retries apart; nothing about it needs to be unpredictable to anyone.
-    return timedelta(seconds=max(random.uniform(ceiling / 2, ceiling), asked or 0))  # noqa: S311
+    """`attempts` counts failed deliveries: probes during an outage must not grow the wait (nor overflow it)."""
+    return backoff(attempts, base=settings.SEND_RETRY_BASE_SECONDS, cap=settings.SEND_RETRY_MAX_SECONDS, asked=asked)
 
 
 def _clock(moment: datetime) -> str:
@@ -245,7 +242,8 @@ def _mark_sent(
     fields.update(snapshots.upstream_fields(found) if found else {"state": State.QUEUED, "upstream_status": "queued"})
     in_flight = fields["state"] in Submission.UPSTREAM_IN_FLIGHT
     fields["next_poll_at"] = now + snapshots.poll_interval(timedelta(0)) if in_flight else None
-    transition(submission, expected=State.SENDING, **fields)
+    if transition(submission, expected=State.SENDING, **fields) and fields["state"] == State.COMPLETED:
+        outputs.enqueue(submission=submission)  # found upstream already finished: its copy is due
     logger.info("Submission %s %s as request %s", submission.pk, "found upstream" if found else "sent", request_id)
     discard_uploads(submission)
     return submission

@@ -20,6 +20,7 @@ class Controlled(Protocol):
 
     job_seconds: float
     rate_limit_per_minute: int
+    output_bytes: int
 
     @property
     def faults(self) -> Faults: ...
@@ -52,6 +53,7 @@ class Controlled(Protocol):
 Action = Callable[[Request], Any]  # returns the JSON answer; ValueError/TypeError -> 400, KeyError -> 404
 OUTAGE_DELAY = 0.1  # seconds: time for the answer to go out before the socket closes
 PREFIX = "/_sandbox/"
+MAX_OUTPUT_BYTES = 512 * 1024 * 1024  # outputs are held in memory: a typo must not take the machine's
 
 
 class ControlArea:
@@ -112,7 +114,7 @@ class ControlArea:
 
     def _configure(self, payload: dict[str, Any]) -> dict[str, Any]:
         sandbox = self._sandbox
-        unknown = set(payload) - {"job_seconds", "rate_limit_per_minute"}
+        unknown = set(payload) - {"job_seconds", "rate_limit_per_minute", "output_bytes"}
         if unknown:
             raise ValueError(f"unknown config field: {sorted(unknown)[0]}")
         for key, value in payload.items():
@@ -122,7 +124,13 @@ class ControlArea:
             sandbox.job_seconds = float(payload["job_seconds"])
         if "rate_limit_per_minute" in payload:
             sandbox.rate_limit_per_minute = int(payload["rate_limit_per_minute"])
-        return {"job_seconds": sandbox.job_seconds, "rate_limit_per_minute": sandbox.rate_limit_per_minute}
+        if "output_bytes" in payload:
+            sandbox.output_bytes = min(int(payload["output_bytes"]), MAX_OUTPUT_BYTES)
+        return {
+            "job_seconds": sandbox.job_seconds,
+            "rate_limit_per_minute": sandbox.rate_limit_per_minute,
+            "output_bytes": sandbox.output_bytes,
+        }
 
     def _create_job(self, payload: dict[str, Any]) -> dict[str, Any]:
         allowed = {"video_url", "audio_url", "reference_id", "token", "disable_active_speaker_detection"}

@@ -49,6 +49,27 @@ class Faults:
     hang_seconds: float = 5.0
     # {job id, or "*" for every job: a kind of bad_replies.KINDS}: what GET and the list say about it.
     bad_replies: dict[str, str] = field(default_factory=dict)
+    # {job id, or "*" for every job: a kind of OUTPUT_FAULTS}: what /files/output/<id>.mp4 answers.
+    outputs: dict[str, str] = field(default_factory=dict)
+
+
+# What a finished job's output link may do instead of serving the video, as CDNs in front of real providers do.
+OUTPUT_FAULTS = (
+    "expired",  # 403 with an S3-style AccessDenied body: a signed link past its expiry
+    "gone",  # 404: the provider deleted the output
+    "not-mp4",  # 200 with an HTML page (a login or error page in place of the video)
+    "500",  # a passing failure of the file server: trying again helps
+    "truncated",  # the connection closes half way through the body
+)
+
+
+def check_output_faults(value: Any) -> dict[str, str]:
+    if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
+        raise ValueError("outputs must map job ids (or \"*\") to kinds")
+    unknown = [kind for kind in value.values() if kind not in OUTPUT_FAULTS]
+    if unknown:
+        raise ValueError(f"unknown output fault: {unknown[0]}")
+    return dict(value)
 
 
 def merge_faults(current: Faults, changes: Mapping[str, Any]) -> Faults:
@@ -71,6 +92,9 @@ def merge_faults(current: Faults, changes: Mapping[str, Any]) -> Faults:
             continue
         if key == "bad_replies":
             merged[key] = bad_replies.check(value)
+            continue
+        if key == "outputs":
+            merged[key] = check_output_faults(value)
             continue
         if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
             raise ValueError(f"{key} must be a non-negative number")

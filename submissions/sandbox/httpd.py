@@ -248,9 +248,11 @@ class _Handler(BaseHTTPRequestHandler):
             self._area.answering(response.status)
         self.send_response(response.status)
         self.send_header("Content-Type", response.content_type)
-        self.send_header("Content-Length", str(len(response.body)))
+        self.send_header("Content-Length", str(response.announced_length or len(response.body)))
         for name, value in response.headers.items():
             self.send_header(name, value)
+        if response.announced_length is not None:
+            self.close_connection = True
         if self.close_connection:
             self.send_header("Connection", "close")
         self.end_headers()

@@ -10,6 +10,12 @@ from pathlib import Path
 
 from .routing import NOT_FOUND, ApiError, Request, Response, RouteTable, error_response, route
 
+EXPIRED_BODY = (
+    b'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>AccessDenied</Code>'
+    b"<Message>Request has expired</Message></Error>"
+)
+NOT_A_VIDEO_BODY = b"<!doctype html><title>Sign in</title><p>Please sign in to download this file.</p>"
+
 MEDIA_DIR = Path(__file__).resolve().parent / "media"
 
 SAMPLE_VIDEO = "sample-video.mp4"
@@ -75,15 +81,29 @@ def byte_range(header: str | None, size: int) -> tuple[int, int] | None:
     return first, min(last, size - 1)
 
 
+def padded_mp4(video: bytes, size: int) -> bytes:
+    free = size - len(video)
+    return video + free.to_bytes(4, "big") + b"free" + bytes(free - 8)
+
+
 FileHandler = Callable[[Request, str], Response]
 
 
 class FilesArea:
     """/files/...: GET and HEAD only, whatever the name."""
 
-    def __init__(self, media: Mapping[str, MediaFile], is_completed: Callable[[str], bool]) -> None:
+    def __init__(
+        self,
+        media: Mapping[str, MediaFile],
+        is_completed: Callable[[str], bool],
+        output_faults: Callable[[], Mapping[str, str]] = dict,
+        output_bytes: Callable[[], int] = lambda: 0,
+    ) -> None:
         self.media = media
         self._is_completed = is_completed  # does a completed job of that id exist, so its output too?
+        self._output_faults = output_faults  # the `outputs` knob (faults.OUTPUT_FAULTS), read per request
+        self._output_bytes = output_bytes  # how large outputs are (0: the sample as it is), read per request
+        self._padded: dict[int, MediaFile] = {}
         self._routes: RouteTable[FileHandler] = RouteTable(
             [route("GET", r"/files/(.*)", self._serve), route("HEAD", r"/files/(.*)", self._serve)]
         )
@@ -103,6 +123,9 @@ class FilesArea:
         pass
 
     def _serve(self, request: Request, name: str) -> Response:
+        fault = self._output_fault(name)
+        if fault is not None:
+            return fault
         media = self._file(name)
         if media is None:
             raise ApiError(404, NOT_FOUND)
@@ -115,10 +138,40 @@ class FilesArea:
         headers["Content-Range"] = f"bytes {first}-{last}/{size}"
         return Response(206, media.data[first : last + 1], media.content_type, headers)
 
+    def _output(self, size: int) -> MediaFile | None:
+        """The sample video, grown to `size` bytes by a trailing "free" box (valid MP4: players skip it), so
+        that benchmarks can copy outputs as large as real ones."""
+        sample = self.media.get(SAMPLE_VIDEO)
+        if sample is None or size <= len(sample.data) + 8:
+            return sample
+        if size not in self._padded:
+            self._padded = {size: MediaFile(padded_mp4(sample.data, size), sample.content_type)}  # one size kept
+        return self._padded[size]
+
+    def _output_fault(self, name: str) -> Response | None:
+        output = _OUTPUT_NAME.fullmatch(name)
+        if not output or not self._is_completed(output.group(1).lower()):
+            return None
+        knob = self._output_faults()
+        kind = knob.get(output.group(1).lower(), knob.get("*"))
+        if kind == "expired":
+            return Response(403, EXPIRED_BODY, "application/xml")
+        if kind == "gone":
+            raise ApiError(404, NOT_FOUND)
+        if kind == "not-mp4":
+            return Response(200, NOT_A_VIDEO_BODY, "text/html; charset=utf-8")
+        if kind == "500":
+            raise ApiError(500, "internal error")
+        if kind == "truncated":
+            video = self.media[SAMPLE_VIDEO].data
+            # Announces the whole video, sends half, then the connection closes.
+            return Response(200, video[: len(video) // 2], "video/mp4", announced_length=len(video))
+        return None
+
     def _file(self, name: str) -> MediaFile | None:
         output = _OUTPUT_NAME.fullmatch(name)
         if output:
             if not self._is_completed(output.group(1).lower()):
                 return None
-            return self.media.get(SAMPLE_VIDEO)
+            return self._output(self._output_bytes())
         return self.media.get(name)

@@ -49,6 +49,8 @@ class Response:
     content_type: str = "application/json"
     headers: dict[str, str] = field(default_factory=dict)
     send_body: bool = True  # False answers HEAD: the headers (Content-Length too) of the full answer only
+    # A Content-Length larger than the body: the connection closes after the body, cut short (a fault).
+    announced_length: int | None = None
 
 
 def json_response(status: int, payload: Any, headers: dict[str, str] | None = None) -> Response:

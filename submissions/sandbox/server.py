@@ -67,6 +67,7 @@ class SandboxServer:
         self._lock = threading.Lock()
         self.verbose = verbose
         self.faults = Faults()
+        self.output_bytes = 0  # how large finished outputs are (0: the sample video as it is)
         self.store = Store(job_seconds=job_seconds, rate_limit_per_minute=rate_limit_per_minute)
         self.traffic = Traffic()
         self.dice = FaultDice(seed)
@@ -74,7 +75,7 @@ class SandboxServer:
         self.site = Site(
             [
                 ApiArea(self, self.store, self.traffic, self.dice),
-                FilesArea(self.media, self.store.is_completed),
+                FilesArea(self.media, self.store.is_completed, lambda: self.faults.outputs, lambda: self.output_bytes),
                 ControlArea(self),
             ],
             self.log,
@@ -181,9 +182,11 @@ class SandboxServer:
     # ----------------------------------------------------------------- test helpers
 
     def reset(self) -> None:
-        """Forget jobs, rate-limit windows, faults, clock offset and stats; end an outage."""
+        """Forget jobs (so their outputs too), rate-limit windows, faults, clock offset, output size and stats;
+        end an outage."""
         self.come_up()
         self.store.reset()
+        self.output_bytes = 0
         self.traffic.reset()
         self.dice.reseed()
         with self._lock:

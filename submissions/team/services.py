@@ -1,4 +1,4 @@
-"""Team admins look after members: their role and their optional monthly job limit.
+"""Team admins look after members: their role and their optional monthly limits (jobs, minutes of output).
 
 Who may change whom is decided here, once, for the Members page and Django admin alike: only a superuser
 changes a superuser, grants or removes superuser or staff status, or gives anything beyond the DubDash roles.
@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group, Permission
 from django.db import transaction
 from django.db.models import Q, QuerySet
@@ -22,6 +23,17 @@ from submissions.models import MonthlyLimit
 def role_of(user: Any) -> str:
     names = {group.name for group in user.groups.all()}
     return next((role for role in (roles.TEAM_ADMIN, roles.SUBMITTER, roles.VIEWER) if role in names), "")
+
+
+def active_members() -> list[Any]:
+    """Everyone the Members page lists, with their limit and roles read in the same few queries."""
+    return list(
+        get_user_model()
+        .objects.filter(is_active=True)
+        .select_related("monthly_limit")
+        .prefetch_related("groups")
+        .order_by("username")
+    )
 
 
 def held_permissions(*, users: Iterable[Any]) -> dict[int, set[str]]:
@@ -108,10 +120,12 @@ def ensure_can_change(*, actor: Any, member: Any) -> None:
         raise MemberOutOfReach(actor=actor, member=member)
 
 
-def update_member(*, actor: Any, member: Any, role: str, jobs_per_month: int | None) -> None:
-    """Give `member` exactly one role ("" for none) and set or remove their monthly limit.
-    MemberOutOfReach, and nothing changes, unless `actor` may change `member` and give and take away
-    the roles involved."""
+def update_member(
+    *, actor: Any, member: Any, role: str, jobs_per_month: int | None, minutes_per_month: int | None
+) -> None:
+    """Give `member` exactly one role ("" for none) and set their monthly limits (None: no limit of that
+    kind; neither: no limit row at all). MemberOutOfReach, and nothing changes, unless `actor` may change
+    `member` and give and take away the roles involved."""
     ensure_can_change(actor=actor, member=member)
     allowed = set(assignable_roles(actor=actor))
     current = {group.name for group in member.groups.all()} & set(roles.PERMISSIONS)
@@ -121,7 +135,15 @@ def update_member(*, actor: Any, member: Any, role: str, jobs_per_month: int | N
         member.groups.remove(*Group.objects.filter(name__in=roles.PERMISSIONS))
         if role:
             roles.assign(member, role)
-        if jobs_per_month is None:
+        if jobs_per_month is None and minutes_per_month is None:
             MonthlyLimit.objects.filter(user=member).delete()
         else:
-            MonthlyLimit.objects.update_or_create(user=member, defaults={"jobs_per_month": jobs_per_month})
+            MonthlyLimit.objects.update_or_create(
+                user=member, defaults={"jobs_per_month": jobs_per_month, "minutes_per_month": minutes_per_month}
+            )
+
+
+def forget_empty_limit(*, member: Any) -> None:
+    """A limit row with neither cap limits nothing: remove it, as the Members page does, so the member is
+    again one of those the auth backend's load tells are never limited (no locked read on each submit)."""
+    MonthlyLimit.objects.filter(user=member, jobs_per_month__isnull=True, minutes_per_month__isnull=True).delete()

@@ -1,5 +1,5 @@
-"""The team's usage, for team admins: jobs per member, per language and per week, with outcomes and the
-average time to finish. A few aggregate queries, whatever the number of jobs."""
+"""The team's usage, for team admins: jobs per member, per language and per week, with outcomes, the
+average time to finish and the minutes of output kept. A few aggregate queries, whatever the number of jobs."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from django.db.models.functions import TruncWeek
 from django.utils import timezone
 
 from submissions.models import Submission
+from submissions.team.limits import kept_seconds
 
 State = Submission.State
 FINISH_TIME = ExpressionWrapper(F("finished_at") - F("created_at"), output_field=DurationField())
@@ -24,6 +25,8 @@ class UsageRow:
     completed: int
     failed: int
     average_finish: timedelta | None
+    # Of kept copies only (what Chamelaion bills is their processed duration); a job without one counts 0.
+    minutes: float
 
 
 def _summarise(queryset, key: str, *, order: str = "-jobs") -> list[dict]:
@@ -34,13 +37,16 @@ def _summarise(queryset, key: str, *, order: str = "-jobs") -> list[dict]:
             completed=Count("id", filter=Q(state=State.COMPLETED)),
             failed=Count("id", filter=Q(state__in=[State.FAILED, State.SEND_FAILED, State.MISSING])),
             average_finish=Avg(FINISH_TIME, filter=Q(state=State.COMPLETED)),
+            seconds=kept_seconds(),
         )
         .order_by(order)
     )
 
 
 def _row(label: str, totals: dict) -> UsageRow:
-    return UsageRow(label, totals["jobs"], totals["completed"], totals["failed"], totals["average_finish"])
+    return UsageRow(
+        label, totals["jobs"], totals["completed"], totals["failed"], totals["average_finish"], totals["seconds"] / 60
+    )
 
 
 def usage(*, since: datetime) -> dict[str, list[UsageRow]]:

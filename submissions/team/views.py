@@ -1,4 +1,4 @@
-"""Team pages for team admins: members (roles and monthly limits) and usage."""
+"""Team pages for team admins: members (roles and monthly limits in jobs and minutes) and usage."""
 
 from typing import Any
 
@@ -20,23 +20,7 @@ USAGE_PERIODS = {7: "7 days", 30: "30 days", 90: "90 days", 365: "a year"}
 @require_http_methods(["GET"])
 @permission_required(roles.MANAGE_MEMBERS, raise_exception=True)
 def members(request):
-    people = list(
-        get_user_model()
-        .objects.filter(is_active=True)
-        .select_related("monthly_limit")
-        .prefetch_related("groups")
-        .order_by("username")
-    )
-    used = limits.jobs_this_month_by_member()
-    changeable = team_services.changeable_user_ids(actor=request.user, targets=people)
-    offered = team_services.assignable_roles(actor=request.user)
-    rows = []
-    for person in people:
-        limit = getattr(person, "monthly_limit", None)
-        initial = {"role": team_services.role_of(person), "jobs_per_month": limit.jobs_per_month if limit else None}
-        form = _member_form(person, offered, initial=initial)
-        rows.append({"person": person, "form": form, "used": used.get(person.pk, 0), "changeable": person.pk in changeable})
-    return render(request, "submissions/team/team_members.html", {"rows": rows})
+    return _members_page(request)
 
 
 @require_POST
@@ -53,17 +37,57 @@ def update_member(request, pk: int):
                 f"{form.fields[name].label}: {' '.join(map(str, errors))}" for name, errors in form.errors.items()
             )
             messages.error(request, f"Nothing changed for {member.get_username()}. {problems}")
-            return redirect("submissions:team_members")
+            # The page again, this member's row as typed and with its errors: nothing typed is lost.
+            return _members_page(request, bound=form, bound_pk=member.pk, status=400)
         data = form.cleaned_data
-        team_services.update_member(actor=request.user, member=member, role=data["role"], jobs_per_month=data["jobs_per_month"])
+        team_services.update_member(
+            actor=request.user,
+            member=member,
+            role=data["role"],
+            jobs_per_month=data["jobs_per_month"],
+            minutes_per_month=data["minutes_per_month"],
+        )
     except team_services.MemberOutOfReach as refused:
         raise PermissionDenied(str(refused)) from refused
     messages.success(request, f"Saved {member.get_username()}.")
     return redirect("submissions:team_members")
 
 
+def _members_page(request, *, bound: MemberForm | None = None, bound_pk: int | None = None, status: int = 200):
+    people = team_services.active_members()
+    used = limits.use_this_month_by_member()
+    changeable = team_services.changeable_user_ids(actor=request.user, targets=people)
+    offered = team_services.assignable_roles(actor=request.user)
+    rows = []
+    for person in people:
+        limit = getattr(person, "monthly_limit", None)
+        if bound is not None and person.pk == bound_pk:
+            form = bound
+        else:
+            initial = {
+                "role": team_services.role_of(person),
+                "jobs_per_month": limit.jobs_per_month if limit else None,
+                "minutes_per_month": limit.minutes_per_month if limit else None,
+            }
+            form = _member_form(person, offered, initial=initial)
+        use = used.get(person.pk, limits.MonthUse())
+        rows.append(
+            {
+                "person": person,
+                "form": form,
+                "used": use.jobs,
+                "minutes": use.minutes,
+                # The stored limits, not the typed ones: a row sent back with errors still says what applies.
+                "jobs_limit": limit.jobs_per_month if limit else None,
+                "minutes_limit": limit.minutes_per_month if limit else None,
+                "changeable": person.pk in changeable,
+            }
+        )
+    return render(request, "submissions/team/team_members.html", {"rows": rows}, status=status)
+
+
 def _member_form(person: Any, offered: list[str], **kwargs: Any) -> MemberForm:
-    return MemberForm(prefix=f"member-{person.pk}", offered=offered, **kwargs)
+    return MemberForm(prefix=f"member-{person.pk}", offered=offered, form_id=f"member-form-{person.pk}", **kwargs)
 
 
 @require_http_methods(["GET"])

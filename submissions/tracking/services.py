@@ -21,6 +21,7 @@ from submissions import chamelaion
 from submissions.apikey import clients
 from submissions.core import problems, states
 from submissions.models import Problem, Submission
+from submissions.outputs import services as outputs
 from submissions.tracking import snapshots
 
 logger = logging.getLogger(__name__)
@@ -251,12 +252,15 @@ def apply_snapshot(submission: Submission, request: chamelaion.LipsyncRequest, *
         poll_lease="",
         next_poll_at=_next_poll(submission, fetched_at) if new_state in Submission.UPSTREAM_IN_FLIGHT else None,
     )
-    return states.transition(
+    moved = states.transition(
         submission,
         expected=[state for state in Submission.UPSTREAM_IN_FLIGHT if RANK[state] <= RANK[new_state]],
         guard=Q(last_synced_at__isnull=True) | Q(last_synced_at__lte=fetched_at),
         **fields,
     )
+    if moved and new_state == State.COMPLETED:
+        outputs.enqueue(submission=submission)  # in the same transaction: a completed job always gets its copy
+    return moved
 
 
 def mark_missing(submission: Submission, *, fetched_at: datetime) -> bool:

@@ -8,6 +8,7 @@ from django.utils import timezone
 
 from submissions.models import Batch, Submission
 from submissions.outbox import worker as outbox
+from submissions.outputs import services as outputs
 from submissions.tracking import services as tracking
 from tests.batches.posting import NEW_BATCH, VIDEO, batch_post
 from tests.factories import make_submission
@@ -39,8 +40,15 @@ def test_the_grid_fills_as_jobs_finish_and_polling_stops(logged_in, sandbox):
     tracking.refresh_round()
     fragment = logged_in.get(batch.get_absolute_url(), HTTP_HX_REQUEST="true").content.decode()
     assert fragment.strip().startswith('<div id="batch-live"')
-    assert "2 of 2 finished (100%)" in fragment and "hx-trigger" not in fragment
+    assert "2 of 2 finished (100%)" in fragment
     assert fragment.count('<a class="badge badge-completed"') == 2
+    # Finished, but DubDash is still keeping its copies: the page goes on polling until they are kept.
+    assert fragment.count("Keeping a copy") == 2 and 'hx-trigger="every 3s"' in fragment
+
+    outputs.copy_due(seconds=10)
+    kept = logged_in.get(batch.get_absolute_url(), HTTP_HX_REQUEST="true").content.decode()
+    assert "hx-trigger" not in kept and "Keeping a copy" not in kept
+    assert kept.count("/output/?inline=1") == 2 and "Download all (ZIP, 2 of 2)" in kept
 
 
 def test_retry_the_failed_ones(logged_in, user, sandbox, settings):

@@ -6,6 +6,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from submissions.outbox import worker as outbox
+from submissions.outputs import services as outputs
 from submissions.tracking import services as tracking
 from tests.browser_waits import wait_for_video_data
 
@@ -112,8 +113,12 @@ def test_the_badge_turns_completed_without_a_reload_and_polling_stops(logged_in_
     assert tracking.refresh_round().updated == 1
     expect(row.locator(".badge")).to_have_text("Completed", timeout=10_000)
     assert page.evaluate("window.__sameDocument") is True
+    expect(row.get_by_text("Keeping a copy")).to_be_visible()  # finished, but its copy is still being made
 
-    # Nothing in flight any more: the page stops asking.
+    assert outputs.copy_due(seconds=10) == 1
+    expect(row.get_by_text("Kept")).to_be_visible(timeout=10_000)
+
+    # Nothing in flight any more, and every copy kept: the page stops asking.
     polls = []
     page.on("request", lambda request: polls.append(request.url) if request.headers.get("hx-request") else None)
     page.wait_for_timeout(4_000)
@@ -170,4 +175,4 @@ def test_a_batch_of_three_languages_fills_its_grid(logged_in_page: Page, live_se
     for language in ("de", "fr", "ja"):
         expect(page.locator(f'tr[data-language="{language}"] a.badge')).to_have_text("Completed")
     assert page.evaluate("window.__sameDocument") is True
-    assert page.evaluate("document.getElementById('batch-progress').value") == 3
+    expect(page.locator("#batch-progress")).to_have_attribute("aria-valuenow", "3")

@@ -206,8 +206,8 @@ class World:
     uploads: dict[int, CsvUpload]  # by user pk: an upload is only visible to whoever uploaded it
 
 
-SUBMISSION_PAGES = {"detail", "send_again", "refresh", "cancel"}
-BATCH_PAGES = {"batch", "batch_retry_failed", "batch_export"}
+SUBMISSION_PAGES = {"detail", "send_again", "refresh", "cancel", "output", "output_retry", "new_take"}
+BATCH_PAGES = {"batch", "batch_retry_failed", "batch_export", "batch_zip"}
 CSV_PAGES = {"csv_preview", "csv_send"}
 MEMBER_PAGES = {"team_member_update"}
 

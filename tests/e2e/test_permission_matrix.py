@@ -9,11 +9,15 @@ from datetime import timedelta
 from urllib.parse import urlsplit
 
 import pytest
+from django.core.files.base import ContentFile
 from django.urls import get_resolver, resolve, reverse
 from django.utils import timezone
 
-from submissions.models import Batch, CsvUpload, Submission
+from submissions.models import Batch, CsvUpload, OutputCopy, Submission
+from submissions.sandbox.media import MEDIA_DIR
 from tests.factories import make_part, make_submission
+
+SAMPLE = (MEDIA_DIR / "sample.mp4").read_bytes()
 
 pytestmark = pytest.mark.django_db
 ACTORS = ["anonymous", "no_role", "viewer", "owner", "other_submitter", "team_admin", "superuser"]
@@ -49,6 +53,13 @@ MATRIX = {
     ("api_key", "GET"):        (LOGIN, 403, 403, 403, 403, 200, 200),
     ("api_key", "POST"):       (LOGIN, 403, 403, 403, 403, 200, 200),
     ("api_key_test", "POST"):  (LOGIN, 403, 403, 403, 403, 200, 200),
+    ("output", "GET"):         (LOGIN, 404, 200, 200, 200, 200, 200),
+    ("output_retry", "POST"):  (LOGIN, 404, 403, 302, 403, 302, 302),
+    ("new_take", "GET"):       (LOGIN, 403, 403, 200, 200, 200, 200),
+    ("new_take", "POST"):      (LOGIN, 403, 403, 200, 200, 200, 200),
+    ("batch_zip", "GET"):      (LOGIN, 404, 200, 200, 200, 200, 200),
+    # no_role sees no job, so nothing ticked is found: back to the history with a message.
+    ("history_zip", "GET"):    (LOGIN, 302, 200, 200, 200, 200, 200),
 }
 
 
@@ -64,6 +75,11 @@ def world(django_user_model, sandbox):
     failed = make_submission(owner, batch=batch, state=Submission.State.SEND_FAILED, last_error="x")
     waiting = make_submission(owner, next_attempt_at=timezone.now() + timedelta(hours=1))
     upload = CsvUpload.objects.create(created_by=owner, filename="a.csv", content="video_url,audio_url\n", batch_name="A")
+    kept = make_submission(owner, batch=batch, state=Submission.State.COMPLETED, output_url="https://cdn.example.com/o.mp4")
+    copy = OutputCopy(submission=kept, state=OutputCopy.State.DONE, size=len(SAMPLE), sha256="0" * 64)
+    copy.file.save("kept.mp4", ContentFile(SAMPLE), save=True)
+    lost = make_submission(owner, state=Submission.State.COMPLETED, output_url="https://cdn.example.com/gone.mp4")
+    OutputCopy.objects.create(submission=lost, state=OutputCopy.State.FAILED, last_error="HTTP 404", next_attempt_at=None)
     urls = {
         "history": reverse("submissions:history"),
         "team_history": reverse("submissions:history") + "?scope=team",
@@ -87,6 +103,11 @@ def world(django_user_model, sandbox):
         "team_usage": reverse("submissions:team_usage"),
         "api_key": reverse("submissions:api_key"),
         "api_key_test": reverse("submissions:api_key_test"),
+        "output": reverse("submissions:output", args=[kept.pk]),
+        "output_retry": reverse("submissions:output_retry", args=[lost.pk]),
+        "new_take": reverse("submissions:new_take", args=[failed.pk]),
+        "batch_zip": reverse("submissions:batch_zip", args=[batch.pk]),
+        "history_zip": reverse("submissions:history_zip") + f"?job={kept.pk}",
     }
     return people, urls, failed, waiting
 
@@ -97,7 +118,7 @@ def test_the_permission_matrix(client, world, actor, view, method):
     people, urls, failed, waiting = world
     if actor != "anonymous":
         client.force_login(people[actor])
-    before = Submission.objects.count(), Batch.objects.count(), failed.send_attempts, waiting.state, _privileges(people)
+    before = _stored(failed, waiting, people)
     response = client.get(urls[view]) if method == "GET" else client.post(urls[view], {})
     expected = MATRIX[(view, method)][ACTORS.index(actor)]
 
@@ -106,10 +127,7 @@ def test_the_permission_matrix(client, world, actor, view, method):
     else:
         assert response.status_code == expected, f"{actor} {method} {view}"
     if method == "POST" and expected in (LOGIN, 403, 404):
-        failed.refresh_from_db()
-        waiting.refresh_from_db()
-        after = Submission.objects.count(), Batch.objects.count(), failed.send_attempts, waiting.state, _privileges(people)
-        assert after == before  # nothing changed
+        assert _stored(failed, waiting, people) == before  # nothing changed
 
 
 def test_every_page_of_the_app_has_its_rows_in_the_matrix(world):
@@ -118,6 +136,14 @@ def test_every_page_of_the_app_has_its_rows_in_the_matrix(world):
     covered = {resolve(urlsplit(url).path).url_name for view, _method in MATRIX for url in [urls[view]]}
     every = {name for name in get_resolver().namespace_dict["submissions"][1].reverse_dict if isinstance(name, str)}
     assert every - covered == set()
+
+
+def _stored(failed, waiting, people) -> tuple:
+    """What a forbidden request must leave as it was."""
+    failed.refresh_from_db()
+    waiting.refresh_from_db()
+    copies = sorted(OutputCopy.objects.values_list("pk", "state", "attempts"))
+    return Submission.objects.count(), Batch.objects.count(), failed.send_attempts, waiting.state, copies, _privileges(people)
 
 
 def _privileges(people) -> list[tuple]:

@@ -97,6 +97,8 @@ def test_only_the_fingerprints_module_computes_it():
         relative = path.relative_to(ROOT).as_posix()
         if relative in ("submissions/jobs/fingerprints.py", "submissions/migrations/0014_recompute_fingerprints.py"):
             continue
+        if relative == "submissions/chamelaion/downloads.py":  # the checksum of a kept output's bytes, not of inputs
+            continue
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.Call):
                 name = getattr(node.func, "id", None) or getattr(node.func, "attr", None)

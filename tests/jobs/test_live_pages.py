@@ -8,6 +8,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from submissions.models import Submission
+from submissions.outputs import services as outputs
 from tests.factories import make_submission
 
 pytestmark = pytest.mark.django_db
@@ -54,7 +55,12 @@ def test_detail_polls_while_in_flight_and_stops_when_finished(logged_in, user, s
     sandbox.advance(60)
     logged_in.post(reverse("submissions:refresh", args=[job.pk]))
     done = logged_in.get(job.get_absolute_url(), **HTMX).content.decode()
-    assert "hx-trigger" not in done and "Refresh now" not in done
+    assert "Refresh now" not in done
+    # Finished: the page polls on only while DubDash keeps its copy of the output, then stops.
+    assert "Keeping a copy" in done and 'hx-trigger="every 3s"' in done
+    outputs.copy_due(seconds=10)
+    kept = logged_in.get(job.get_absolute_url(), **HTMX).content.decode()
+    assert "hx-trigger" not in kept and "Kept by DubDash" in kept
 
 
 def test_completed_job_shows_timeline_player_download_and_source(logged_in, user, sandbox):
@@ -65,8 +71,11 @@ def test_completed_job_shows_timeline_player_download_and_source(logged_in, user
         output_url="https://cdn.example.com/out/ep1-fr.mp4",
     )
     page = logged_in.get(job.get_absolute_url()).content.decode()
+    # No copy yet: the player and the link use Chamelaion's URL, and say so (a cross-origin link cannot
+    # force a download, so it does not pretend to).
     assert '<video id="output-video" controls preload="metadata" src="https://cdn.example.com/out/ep1-fr.mp4">' in page
-    assert 'href="https://cdn.example.com/out/ep1-fr.mp4" download>Download the video</a>' in page
+    assert 'href="https://cdn.example.com/out/ep1-fr.mp4">Download the video</a>' in page
+    assert "Playing from Chamelaion\u2019s link" in page
     assert f'<video id="source-video" controls preload="metadata" src="{sandbox.sample_video_url}">' in page
     for step, took in (("Sent to Chamelaion", "after 2 s"), ("Started", "after 10 s"), ("Finished", "after 2 min 0 s")):
         assert step in page and took in page

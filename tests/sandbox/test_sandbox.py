@@ -757,7 +757,7 @@ def test_control_endpoints(sb):
     status = call(sb, "POST", "/_sandbox/status", token=None, json_body={"id": created["id"], "status": "odd"})
     assert status.status == 200 and sb.jobs()[-1]["status"] == "odd"
     config = call(sb, "POST", "/_sandbox/config", token=None, json_body={"job_seconds": 0, "rate_limit_per_minute": 5})
-    assert config.json == {"job_seconds": 0.0, "rate_limit_per_minute": 5}
+    assert config.json == {"job_seconds": 0.0, "rate_limit_per_minute": 5, "output_bytes": 0}
 
     assert call(sb, "POST", "/_sandbox/reset", token=None).status == 200
     assert sb.jobs() == [] and sb.job_seconds == 30.0 and sb.rate_limit_per_minute == 60

@@ -11,6 +11,7 @@ from submissions.models import Batch, MonthlyLimit, Submission
 from submissions.team import limits
 from submissions.team import services as team_services
 from tests.factories import make_member, make_submission
+from tests.team.kept_outputs import keep
 
 pytestmark = pytest.mark.django_db
 State = Submission.State
@@ -71,16 +72,19 @@ def test_team_admin_sets_roles_and_limits(client, team_admin, user):
 def test_usage_per_member_language_and_week(client, team_admin, user, other_user):
     now = timezone.now()
     for n in range(3):
-        make_submission(user, target_language="de", state=State.COMPLETED, created_at=now - timedelta(minutes=10),
-                        finished_at=now - timedelta(minutes=10) + timedelta(seconds=60 * (n + 1)))
+        done = make_submission(user, target_language="de", state=State.COMPLETED, created_at=now - timedelta(minutes=10),
+                               finished_at=now - timedelta(minutes=10) + timedelta(seconds=60 * (n + 1)))
+        if n:  # the first one's output is not kept: 0 minutes
+            keep(done, seconds=90.0 * n)  # 1.5 and 3 minutes
     make_submission(other_user, target_language="fr", state=State.FAILED)
     make_submission(other_user, target_language="fr", created_at=now - timedelta(days=100))  # outside 30 days
     client.force_login(team_admin)
     page = client.get(reverse("submissions:team_usage")).content.decode()
     assert "Per member" in page and "Per language" in page and "Per week" in page
-    assert "<th scope=\"row\">maria</th><td>3</td><td>3</td><td>0</td><td>2 min 0 s</td>" in page
-    assert "<th scope=\"row\">kenji</th><td>1</td><td>0</td><td>1</td><td>—</td>" in page
-    assert "<th scope=\"row\">German</th><td>3</td>" in page and "<th scope=\"row\">French</th><td>1</td>" in page
+    assert "<th scope=\"row\">maria</th><td>3</td><td>4.5 min</td><td>3</td><td>0</td><td>2 min 0 s</td>" in page
+    assert "<th scope=\"row\">kenji</th><td>1</td><td>0.0 min</td><td>0</td><td>1</td><td>—</td>" in page
+    assert "<th scope=\"row\">German</th><td>3</td><td>4.5 min</td>" in page
+    assert "<th scope=\"row\">French</th><td>1</td><td>0.0 min</td>" in page
     year = client.get(reverse("submissions:team_usage"), {"days": "365"}).content.decode()
     assert "<th scope=\"row\">French</th><td>2</td>" in year
 
@@ -114,7 +118,9 @@ def test_the_members_page_counts_this_months_jobs_by_the_limit_rule(client, team
 def test_who_may_change_whom_is_checked_by_the_service_alone(client, team_admin, cast, monkeypatch):
     chief = cast.superuser
     with pytest.raises(team_services.MemberOutOfReach, match="may not change the role of superuser"):
-        team_services.update_member(actor=team_admin, member=chief, role=roles.VIEWER, jobs_per_month=None)
+        team_services.update_member(
+            actor=team_admin, member=chief, role=roles.VIEWER, jobs_per_month=None, minutes_per_month=None
+        )
     with pytest.raises(team_services.MemberOutOfReach):
         team_services.ensure_can_change(actor=team_admin, member=chief)
 

@@ -17,6 +17,7 @@ from django.urls import reverse
 from submissions import roles
 from submissions.team import services as team_services
 from tests.factories import make_member, make_part
+from tests.team.admin_forms import user_form
 
 pytestmark = pytest.mark.django_db
 
@@ -79,24 +80,6 @@ class Changed:
 
     def __repr__(self):
         return f"<anything but {self.old!r}>"
-
-
-def user_form(target, **changes) -> dict:
-    """The admin change form for `target` as a browser would post it, with `changes` on top."""
-    data = {
-        "username": target.username, "first_name": target.first_name, "last_name": target.last_name,
-        "email": target.email, "is_active": "on",
-        "groups": [str(g.pk) for g in target.groups.all()],
-        "user_permissions": [str(p.pk) for p in target.user_permissions.all()],
-        "date_joined_0": target.date_joined.strftime("%Y-%m-%d"), "date_joined_1": target.date_joined.strftime("%H:%M:%S"),
-        "last_login_0": "", "last_login_1": "",
-    }
-    if target.is_staff:
-        data["is_staff"] = "on"
-    if target.is_superuser:
-        data["is_superuser"] = "on"
-    data.update(changes)
-    return {key: value for key, value in data.items() if value is not None}
 
 
 def group_id(name: str) -> str:

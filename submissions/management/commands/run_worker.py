@@ -1,17 +1,24 @@
-"""`manage.py run_worker`: send what waits in the outbox, and follow every job in flight until
-Chamelaion says it is finished. Two loops in two threads, so a long send backlog never delays status
-updates and the other way round."""
+"""`manage.py run_worker`: send what waits in the outbox, follow every job in flight until Chamelaion says it
+is finished, and keep a copy of every output. Three loops in three threads, so a long send backlog, a slow
+copy of a large video and status polling never delay one another. The keeper also catches up on older jobs'
+copies at a gentle pace and, once a day, deletes uploads of jobs that were never sent."""
 
 import logging
 import signal
 import threading
+import time
 
 from django.conf import settings
 from django.core.management.base import BaseCommand
 from django.db import close_old_connections, connection
 
 from submissions.outbox import worker as outbox
+from submissions.outputs import services as outputs
 from submissions.tracking import services as tracking
+from submissions.uploads import cleanup
+
+CATCH_UP_EVERY_SECONDS = 60.0
+CLEAN_UP_EVERY_SECONDS = 24 * 3600.0
 
 logger = logging.getLogger("submissions.worker")
 MAX_BACKOFF_SECONDS = 120.0
@@ -39,14 +46,18 @@ class Command(BaseCommand):
         if once:
             self._send_pass(stop, seconds=interval, wait_for_budget=False)
             self._refresh_round()
+            self._keep_pass(stop, seconds=interval)
             return
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, lambda *_: stop.set())
         self.stdout.write(f"Worker started: a round every {interval:g} s. Ctrl-C or SIGTERM stops it.")
         sender = threading.Thread(target=self._send_loop, args=(stop, interval), name="outbox", daemon=True)
         sender.start()
+        keeper = threading.Thread(target=self._keep_loop, args=(stop, interval), name="keeper", daemon=True)
+        keeper.start()
         self._refresh_loop(stop, interval)
         sender.join(timeout=30)
+        keeper.join(timeout=30)
         self.stdout.write("Worker stopped.")
 
     # Sending ----------------------------------------------------------------------------------------
@@ -76,6 +87,49 @@ class Command(BaseCommand):
             return outbox.seconds_until_next_due(cap=interval)
         except Exception:  # a database hiccup: wait the usual interval, then look again
             return interval
+
+    # Keeping copies of outputs, and cleaning up -----------------------------------------------------
+
+    def _keep_loop(self, stop: threading.Event, interval: float) -> None:
+        next_catch_up = next_clean_up = time.monotonic()
+        try:
+            while not stop.is_set():
+                now = time.monotonic()
+                if now >= next_catch_up:
+                    self._guarded("Catching up on copies", self._catch_up)
+                    next_catch_up = now + CATCH_UP_EVERY_SECONDS
+                if now >= next_clean_up:
+                    self._guarded("Cleaning up uploads", self._clean_up)
+                    next_clean_up = now + CLEAN_UP_EVERY_SECONDS
+                copied = self._keep_pass(stop, seconds=interval)
+                close_old_connections()
+                if not copied:
+                    stop.wait(interval)
+        finally:
+            connection.close()  # this thread's own connection
+
+    def _keep_pass(self, stop: threading.Event, *, seconds: float) -> int:
+        copied = self._guarded("Copy pass", lambda: outputs.copy_due(seconds=seconds, stop=stop)) or 0
+        if copied:
+            self.stdout.write(f"Outputs: {copied} copies attempted")
+        return copied
+
+    @staticmethod
+    def _catch_up() -> int:
+        return outputs.catch_up(limit=settings.OUTPUT_CATCH_UP_PER_MINUTE)
+
+    def _clean_up(self) -> None:
+        report = cleanup.delete_unsent_uploads(older_than_days=settings.UPLOAD_KEEP_DAYS)
+        if report.jobs:
+            self.stdout.write(f"Uploads: deleted the files of {report.jobs} jobs that were never sent")
+
+    @staticmethod
+    def _guarded(what: str, work):
+        try:
+            return work()
+        except Exception:  # a bug or a database hiccup must not stop the loop
+            logger.exception("%s crashed; the next pass will try again", what)
+            return None
 
     # Refreshing ------------------------------------------------------------------------------------
 
