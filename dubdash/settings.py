@@ -2,6 +2,7 @@
 
 from datetime import timedelta
 from pathlib import Path
+from string import Formatter as _Formatter
 
 from django.conf.global_settings import LANGUAGES as ALL_LANGUAGES
 from django.core.exceptions import ImproperlyConfigured
@@ -244,6 +245,16 @@ OUTPUT_CATCH_UP_PER_MINUTE = env.non_negative_int("OUTPUT_CATCH_UP_PER_MINUTE", 
 # The download's file name. Fields: {title}, {language} (code), {language_name}, {take}, {reference_id},
 # {request_id}, {id}. Made safe for every OS (no slashes, quotes or reserved names).
 OUTPUT_FILENAME_TEMPLATE = env.str("OUTPUT_FILENAME_TEMPLATE", default="{title}_{language}_take{take}.mp4")
+# Checked here, once: a malformed template would otherwise fail every download.
+_NAME_FIELDS = {"title", "language", "language_name", "take", "reference_id", "request_id", "id"}
+try:
+    _named = {name for _text, name, _spec, _conv in _Formatter().parse(OUTPUT_FILENAME_TEMPLATE) if name is not None}
+except ValueError as _error:
+    raise ImproperlyConfigured(f"OUTPUT_FILENAME_TEMPLATE is malformed: {_error}") from None
+if _named - _NAME_FIELDS or not _named:
+    raise ImproperlyConfigured(
+        f"OUTPUT_FILENAME_TEMPLATE may use only {{{'}, {'.join(sorted(_NAME_FIELDS))}}} (and at least one of them)."
+    )
 # The history's "Download ticked (ZIP)": at most this many jobs in one ZIP.
 HISTORY_ZIP_MAX_JOBS = env.non_negative_int("HISTORY_ZIP_MAX_JOBS", default=100)
 # Uploaded files of jobs that were never sent (could not be sent, or cancelled) are deleted after this.

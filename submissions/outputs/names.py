@@ -5,7 +5,6 @@ refuses < > : " / \\ | ? * and control characters, names ending in a dot or a sp
 from __future__ import annotations
 
 import re
-import string
 import unicodedata
 from typing import Any
 
@@ -13,14 +12,8 @@ from django.conf import settings
 
 TITLE_MAX_BYTES = 120  # any one field
 MAX_NAME_BYTES = 200  # under every file system's 255, with room for a ZIP's or a browser's " (1)"
-FIELDS = ("title", "language", "language_name", "take", "reference_id", "request_id", "id")
 _UNSAFE = re.compile(r'[<>:"/\\|?*\x00-\x1f\x7f]+')
 _WINDOWS_DEVICES = re.compile(r"^(con|prn|aux|nul|com[0-9]|lpt[0-9])(\..*)?$", re.IGNORECASE)
-
-
-def template_fields(template: str) -> set[str]:
-    """The fields a template names; ValueError for a malformed one (checked at start-up by the app)."""
-    return {name for _text, name, _spec, _conversion in string.Formatter().parse(template) if name is not None}
 
 
 def download_name(submission: Any, *, template: str | None = None) -> str:

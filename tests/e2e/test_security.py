@@ -193,6 +193,8 @@ def test_throttling_is_configured_from_the_environment():
         ("AXES_FAILURE_LIMIT", "0", "AXES_FAILURE_LIMIT must be at least 1."),
         ("AXES_COOLOFF_MINUTES", "-1", "AXES_COOLOFF_MINUTES must be a whole number"),
         ("AXES_IPWARE_PROXY_COUNT", "yes", "AXES_IPWARE_PROXY_COUNT must be a whole number"),
+        ("OUTPUT_FILENAME_TEMPLATE", "{title", "OUTPUT_FILENAME_TEMPLATE is malformed"),
+        ("OUTPUT_FILENAME_TEMPLATE", "{owner}.mp4", "OUTPUT_FILENAME_TEMPLATE may use only"),
     ]:
         result = manage("check", **{**PRODUCTION_LIKE, name: value})
         assert result.returncode != 0 and message in result.stderr, (name, value, result.stderr)
