@@ -53,6 +53,16 @@ def sandbox(sandbox_server, settings):
 
 
 @pytest.fixture
+def disk(settings, tmp_path):
+    """Where stored uploads (MEDIA_ROOT, tmp_path / "media") and Django's temporary upload files
+    (tmp_path / "tmp") go, both empty at first: for tests that look at what is left on disk."""
+    settings.MEDIA_ROOT = tmp_path / "media"
+    settings.FILE_UPLOAD_TEMP_DIR = tmp_path / "tmp"
+    settings.FILE_UPLOAD_TEMP_DIR.mkdir()
+    return tmp_path
+
+
+@pytest.fixture
 def cast(db):
     """The shared cast: one member per role and account kind (cast.viewer, cast.submitter, cast.team_admin,
     cast.staff_team_admin, cast.superuser, cast.no_role), each made the first time a test asks."""

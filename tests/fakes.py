@@ -22,6 +22,7 @@ end-to-end tier.
 from __future__ import annotations
 
 import hashlib
+import threading
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -247,7 +248,14 @@ class FakeChamelaionClient:
         return ACCOUNT_NAME
 
     def download_output(
-        self, url: str, *, into: IO[bytes], max_bytes: int, max_seconds: float, max_bytes_per_second: float = 0
+        self,
+        url: str,
+        *,
+        into: IO[bytes],
+        max_bytes: int,
+        max_seconds: float,
+        max_bytes_per_second: float = 0,
+        stop: threading.Event | None = None,
     ) -> Downloaded:
         """A completed job's output is the sandbox's sample video, as the sandbox serves it; anything else 404s."""
         self.calls += 1

@@ -8,6 +8,7 @@ member's monthly limits (jobs, minutes of output) are set on their page too, as 
 
 import functools
 
+from django import forms
 from django.contrib import admin
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import GroupAdmin, UserAdmin
@@ -17,6 +18,7 @@ from django.core.exceptions import PermissionDenied
 from submissions import roles
 from submissions.models import MonthlyLimit
 from submissions.team import services as team_services
+from submissions.team.forms import MinutesLimitCheck
 
 User = get_user_model()
 
@@ -58,12 +60,19 @@ class OffersOnlyWhatTheActorMayGive(admin.ModelAdmin):
         relation.add(*kept)
 
 
+class MonthlyLimitForm(MinutesLimitCheck, forms.ModelForm):
+    class Meta:
+        model = MonthlyLimit
+        fields = ("jobs_per_month", "minutes_per_month")
+
+
 class MonthlyLimitInline(admin.StackedInline):
     """A member's monthly limits on their user page: jobs, minutes of output, either or both (blank: none).
     Whoever may manage members (the Members page's permission) and may change this user may set them; nobody
     holds MonthlyLimit's own model permissions, so they are not what is asked."""
 
     model = MonthlyLimit
+    form = MonthlyLimitForm
     fields = ("jobs_per_month", "minutes_per_month")
     extra = 1
     max_num = 1

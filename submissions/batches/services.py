@@ -9,6 +9,7 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from submissions.batches import selectors as batch_selectors
 from submissions.core import activity
 from submissions.core.reference_ids import new_reference_id
 from submissions.jobs.fingerprints import fingerprint_of
@@ -68,10 +69,9 @@ def retry_failed(*, batch: Batch, user: Any) -> int:
     with transaction.atomic():
         # One retry of a batch at a time: a double click's second retry then finds nothing left to retry.
         Batch.objects.select_for_update().filter(pk=batch.pk).values_list("pk").get()
-        # Only the latest take of each language: one a new take replaced is history, not a failure to retry.
-        current = batch.submissions.filter(retried_as__isnull=True)
-        unsent = list(current.filter(state=State.SEND_FAILED).select_related("created_by").order_by("pk"))
-        finished_badly = list(current.filter(state__in=[State.FAILED, State.MISSING]).exclude(video_url="").order_by("pk"))
+        # What the page's button counted, by the same rule (selectors.failed_to_retry), read again under the lock.
+        failed = batch_selectors.failed_to_retry(batch=batch)
+        unsent, finished_badly = failed.unsent, failed.finished_badly
         # Each job counts for its owner: a job sent again stays its submitter's, a new take is the retrier's.
         adding = Counter(job.created_by for job in unsent if job.created_by is not None)
         if finished_badly:

@@ -15,6 +15,12 @@ from submissions.jobs import csv_export, duplicates
 from submissions.team import limits, permissions
 
 ROWS = "rows"
+# Said when "Retry the failed ones" finds nothing it can send (batch_selectors.failed_to_retry): nothing failed,
+# or what failed has no inputs left to send.
+NOTHING_TO_RETRY = (
+    "Nothing in this batch can be retried now. A job whose uploaded files are no longer kept needs a New take, "
+    "with the video and audio given again."
+)
 
 
 @require_http_methods(["GET", "POST"])
@@ -89,7 +95,7 @@ def batch_detail(request, pk: int):
     batch = batch_selectors.get_visible_batch(user=request.user, pk=pk)
     context = {
         "batch": batch,
-        "overview": batch_selectors.batch_overview(batch=batch),
+        "overview": batch_selectors.batch_overview(batch=batch, user=request.user),
         "can_retry": permissions.can_retry_batch(request.user, batch),
     }
     template = "submissions/batches/_batch_live.html" if request.htmx else "submissions/batches/batch.html"
@@ -109,7 +115,7 @@ def retry_failed(request, pk: int):
     if retried:
         messages.success(request, f"Sending {retried} failed jobs again, in turn within the rate limit.")
     else:
-        messages.info(request, "Nothing in this batch has failed.")
+        messages.info(request, NOTHING_TO_RETRY)
     return redirect(batch)
 
 

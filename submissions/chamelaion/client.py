@@ -163,13 +163,20 @@ class ChamelaionClient:
         return name
 
     def download_output(
-        self, url: str, *, into: IO[bytes], max_bytes: int, max_seconds: float, max_bytes_per_second: float = 0
+        self,
+        url: str,
+        *,
+        into: IO[bytes],
+        max_bytes: int,
+        max_seconds: float,
+        max_bytes_per_second: float = 0,
+        stop: threading.Event | None = None,
     ) -> Downloaded:
         """Stream a finished job's output into `into` (see downloads.download). The key is not sent."""
         self.calls += 1
         return download(
             self.session, url, into=into, max_bytes=max_bytes, timeout=self.timeout, max_seconds=max_seconds,
-            user_agent=self.user_agent, max_bytes_per_second=max_bytes_per_second,
+            user_agent=self.user_agent, max_bytes_per_second=max_bytes_per_second, stop=stop,
         )
 
     def health(self) -> bool:

@@ -9,12 +9,14 @@ The API key is never sent: the link is signed by itself and may point at another
 from __future__ import annotations
 
 import hashlib
+import threading
 import time
 import zlib
 from dataclasses import dataclass
 from typing import IO
 
 import requests
+import urllib3
 
 from submissions.chamelaion.replies import ChamelaionError
 
@@ -87,11 +89,18 @@ def download(
     max_seconds: float,
     user_agent: str,
     max_bytes_per_second: float = 0,
+    stop: threading.Event | None = None,
 ) -> Downloaded:
     """Stream `url` into `into`; the size and checksums of what was written. Raises a DownloadFailed.
     `max_bytes_per_second` (0: no limit) paces the download, so that copying a large video takes a bounded
-    share of the machine and work beside it (polling, sending) goes on at its usual speed."""
+    share of the machine and work beside it (polling, sending) goes on at its usual speed.
+
+    `max_seconds` holds even against a server that trickles: each read returns whatever has arrived (read1),
+    so the deadline is checked at least once per read timeout, never only once per full chunk. Setting
+    `stop` (the worker is shutting down) ends the download within the same bound."""
+    stop = stop or threading.Event()
     started = time.monotonic()
+    deadline = started + max_seconds
     digest = hashlib.sha256()
     crc = 0
     size = 0
@@ -106,7 +115,9 @@ def download(
             if announced.isdigit() and int(announced) > max_bytes:
                 raise OutputTooLarge(f"announced {announced} bytes", max_bytes=max_bytes)
             head = b""
-            for chunk in response.iter_content(CHUNK_BYTES):
+            while chunk := response.raw.read1(CHUNK_BYTES, decode_content=True):
+                if stop.is_set():
+                    raise DownloadInterrupted("the worker is stopping")
                 if len(head) < 8:
                     head += chunk[: 8 - len(head)]
                     if len(head) >= 8 and head[4:8] != MP4_SIGNATURE:
@@ -114,16 +125,18 @@ def download(
                 size += len(chunk)
                 if size > max_bytes:
                     raise OutputTooLarge(f"more than {max_bytes} bytes", max_bytes=max_bytes)
-                if time.monotonic() - started > max_seconds:
+                if time.monotonic() > deadline:
                     raise DownloadInterrupted(f"took longer than {max_seconds:g} s")
                 digest.update(chunk)
                 crc = zlib.crc32(chunk, crc)
                 into.write(chunk)
                 if max_bytes_per_second > 0:
                     ahead = size / max_bytes_per_second - (time.monotonic() - started)
-                    if ahead > 0:
-                        time.sleep(ahead)
-    except requests.exceptions.RequestException as exc:  # refused, reset, timed out, cut short
+                    # Never paced past the deadline, and a stop wakes the wait at once.
+                    if ahead > 0 and stop.wait(min(ahead, max(0.0, deadline - time.monotonic()))):
+                        raise DownloadInterrupted("the worker is stopping")
+    # Refused, reset, timed out, cut short: requests' errors while connecting, urllib3's while reading raw.
+    except (requests.exceptions.RequestException, urllib3.exceptions.HTTPError) as exc:
         raise DownloadInterrupted(type(exc).__name__) from exc
     if size < 8:
         raise OutputNotVideo(f"only {size} bytes")

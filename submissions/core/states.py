@@ -1,33 +1,30 @@
-"""The one place a submission's state changes: a guarded, conditional UPDATE."""
+"""The one place a state changes, a submission's or an outbox task's: a guarded, conditional UPDATE."""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable
 from typing import Any
 
-from django.db.models import Q
-
-from submissions.models import (
-    Submission,
-)
+from django.core.exceptions import ObjectDoesNotExist
+from django.db.models import Model, Q
 
 
-def transition(
-    submission: Submission, *, expected: str | Iterable[str], guard: Q | None = None, **fields: Any
-) -> bool:
-    """The one place a submission's state changes: a conditional UPDATE on the state it expects (and an
-    optional extra guard), so a process holding a stale copy cannot overwrite what another wrote meanwhile.
-    On success the instance is updated too; otherwise it is reloaded."""
+def transition(instance: Model, *, expected: str | Iterable[str], guard: Q | None = None, **fields: Any) -> bool:
+    """The one place a state changes (a Submission's, or an outbox task's): a conditional UPDATE on the state
+    it expects (and an optional extra guard), so a process holding a stale copy cannot overwrite what another
+    wrote meanwhile. On success the instance is updated too; otherwise it is reloaded (if it still exists)."""
     expected_states = [expected] if isinstance(expected, str) else list(expected)
-    rows = Submission.objects.filter(pk=submission.pk, state__in=expected_states)
+    rows = type(instance)._default_manager.filter(pk=instance.pk, state__in=expected_states)
     if guard is not None:
         rows = rows.filter(guard)
     changed = rows.update(**fields)
     if changed:
         for name, value in fields.items():
-            setattr(submission, name, value)
+            setattr(instance, name, value)
     else:
-        submission.refresh_from_db()
+        with contextlib.suppress(ObjectDoesNotExist):  # deleted meanwhile: nothing to reload
+            instance.refresh_from_db()
     return bool(changed)
 
 

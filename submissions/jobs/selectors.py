@@ -29,6 +29,13 @@ def get_visible_submission(*, user: Any, pk: int) -> Submission:
     return get_object_or_404(visible_submissions(user=user), pk=pk)
 
 
+def has_inputs_to_send() -> Q:
+    """It still has something to send: links, or uploaded files not yet deleted (uploads.cleanup deletes
+    those of jobs that could not be sent, after some days). The one rule for whether sending a job again
+    can send anything: Send again's guard (services.reopen) and "Retry the failed ones" ask it."""
+    return ~Q(video_url="") | ~Q(video_upload="")
+
+
 def get_resendable_submission(*, user: Any, pk: Any) -> Submission | None:
     """The failed submission a re-posted form refers to, if this user may send it again."""
     number = paging.as_id(pk)

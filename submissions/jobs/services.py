@@ -14,6 +14,7 @@ from django.utils import timezone
 from submissions.core import activity
 from submissions.core.reference_ids import chose_reference_id, new_reference_id
 from submissions.core.states import nothing_sent_yet, transition
+from submissions.jobs import selectors as job_selectors
 from submissions.jobs.fingerprints import INPUT_FIELDS, fingerprint_of
 from submissions.models import Batch, Submission
 from submissions.outbox.sending import deliver_new, discard_uploads, send_if_room, take_slot_now
@@ -140,7 +141,7 @@ def reopen(*, submission: Submission, changes: dict[str, Any] | None) -> str | N
             # Nor once a later take replaces it: that would make two live jobs for one language.
             guard = Q(retried_as__isnull=True)
             if not fields.get("video_url"):
-                guard &= ~Q(video_url="") | ~Q(video_upload="")
+                guard &= job_selectors.has_inputs_to_send()
             moved = transition(submission, expected=State.SEND_FAILED, guard=guard, state=State.PENDING, **fields)
     except IntegrityError as exc:
         raise ReferenceIdTaken(fields.get("reference_id", "")) from exc

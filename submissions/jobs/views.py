@@ -122,13 +122,11 @@ def _sample_inputs(request) -> dict:
 def detail(request, pk: int):
     submission = job_selectors.get_visible_submission(user=request.user, pk=pk)
     _add_queue_places([submission])
-    takes = take_selectors.takes_of(submission=submission)
     context = {
         "submission": submission,
         "can_retry": permissions.can_retry(request.user, submission),
         "delivery": delivery_of(submission=submission),
-        "takes": takes,
-        "can_new_take": take_selectors.may_make_new_take(user=request.user, takes=takes),
+        "takes": take_selectors.takes_on_page(submission=submission, user=request.user),
     }
     template = "submissions/jobs/_detail_live.html" if request.htmx else "submissions/jobs/detail.html"
     return render(request, template, context)

@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 from django.db.models import F, Q
 from django.utils import timezone
 
+from submissions.core.states import transition
 from submissions.outbox.backoff import backoff
 from submissions.outbox.models import OutboxTask
 
@@ -54,23 +55,18 @@ def fail(task: OutboxTask, *, message: str, retryable: bool, max_attempts: int, 
     return _finish(task, state=State.FAILED, last_error=message, next_attempt_at=None)
 
 
+def release(task: OutboxTask) -> bool:
+    """The claimed task was interrupted because the worker is stopping, not because it failed: it is due
+    again at once, and the attempt is not counted against it."""
+    return _finish(task, state=State.WAITING, attempts=max(task.attempts - 1, 0), next_attempt_at=timezone.now())
+
+
 def requeue(task: OutboxTask, **fields: Any) -> bool:
     """A person asks to try a given-up task again: a fresh set of attempts, from now."""
-    return _move(task, expected=State.FAILED, state=State.WAITING, attempts=0, next_attempt_at=timezone.now(), **fields)
+    return transition(task, expected=State.FAILED, state=State.WAITING, attempts=0, next_attempt_at=timezone.now(), **fields)
 
 
 def _finish(task: OutboxTask, **fields: Any) -> bool:
     # Guarded on the attempt this process claimed: if it was declared stuck and claimed again meanwhile,
     # the later attempt's outcome is the one that stands.
-    return _move(task, expected=State.RUNNING, guard=Q(last_attempt_at=task.last_attempt_at), **fields)
-
-
-def _move(task: OutboxTask, *, expected: str, guard: Q | None = None, **fields: Any) -> bool:
-    rows = type(task).objects.filter(pk=task.pk, state=expected)  # type: ignore[attr-defined]
-    if guard is not None:
-        rows = rows.filter(guard)
-    changed = rows.update(**fields)
-    if changed:
-        for name, value in fields.items():
-            setattr(task, name, value)
-    return bool(changed)
+    return transition(task, expected=State.RUNNING, guard=Q(last_attempt_at=task.last_attempt_at), **fields)

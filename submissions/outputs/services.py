@@ -23,6 +23,7 @@ from submissions.apikey import clients
 from submissions.core import activity
 from submissions.models import OutputCopy, Submission
 from submissions.outbox import tasks
+from submissions.outputs import storage
 
 logger = logging.getLogger(__name__)
 CANDIDATES = 10
@@ -85,17 +86,23 @@ def copy_due(*, seconds: float, stop: threading.Event | None = None) -> int:
         claimed = next((copy for copy in candidates if tasks.claim(copy)), None)
         if claimed is None:
             break
-        copy_one(copy=claimed)
+        copy_one(copy=claimed, stop=stop)
         tried += 1
     return tried
 
 
-def copy_one(*, copy: OutputCopy) -> bool:
-    """The claimed copy's one attempt. Returns whether the output is now kept."""
+def copy_one(*, copy: OutputCopy, stop: threading.Event | None = None) -> bool:
+    """The claimed copy's one attempt. Returns whether the output is now kept. Setting `stop` (the worker
+    is shutting down) cuts a download short: the copy is then due again, its attempt not counted."""
+    stop = stop or threading.Event()
     submission = Submission.objects.get(pk=copy.submission_id)
     try:
-        kept = _fetch_and_store(copy, submission)
+        kept = _fetch_and_store(copy, submission, stop)
     except Exception as error:  # anything else (a full disk, a bug): retried, never left "running" for good
+        if stop.is_set():
+            tasks.release(copy)
+            logger.info("Copy of submission %s's output stopped with the worker; due again", submission.pk)
+            return False
         unexpected = CopyFailed(UNEXPECTED.format(reason=type(error).__name__), retryable=True)
         failure = error if isinstance(error, CopyFailed) else unexpected
         if not isinstance(error, CopyFailed):
@@ -118,13 +125,13 @@ def copy_one(*, copy: OutputCopy) -> bool:
     return True
 
 
-def _fetch_and_store(copy: OutputCopy, submission: Submission) -> dict[str, Any]:
+def _fetch_and_store(copy: OutputCopy, submission: Submission, stop: threading.Event) -> dict[str, Any]:
     url = submission.playable_output_url
     if not url:
         raise CopyFailed(NO_LINK, retryable=False)
     # On disk, not in memory: the temporary file is what bounds memory, whatever the size of the video. A
     # named one, so that local storage moves it into place rather than copying it a second time.
-    spool = NamedTemporaryFile(suffix=".mp4", delete=False)
+    spool = NamedTemporaryFile(prefix="copy-", suffix=".mp4.partial", dir=storage.spool_dir(), delete=False)
     try:
         try:
             got = clients.get_download_client().download_output(
@@ -133,6 +140,7 @@ def _fetch_and_store(copy: OutputCopy, submission: Submission) -> dict[str, Any]
                 max_bytes=settings.OUTPUT_MAX_BYTES,
                 max_seconds=settings.OUTPUT_COPY_MAX_SECONDS,
                 max_bytes_per_second=settings.OUTPUT_COPY_MAX_MB_PER_SECOND * 1024 * 1024,
+                stop=stop,
             )
         except chamelaion.DownloadFailed as error:
             raise CopyFailed(error.user_message, retryable=error.retryable) from error
@@ -180,6 +188,11 @@ def _duration(spool: Any) -> float:
     if not length or length <= 0:
         raise CopyFailed(NOT_PLAYABLE, retryable=False)
     return float(length)
+
+
+def forget_half_done_copies() -> int:
+    """Delete downloads a worker that died mid-copy left behind (older than any copy may still be running)."""
+    return storage.sweep_partials(older_than_seconds=OutputCopy.STUCK_AFTER.total_seconds())
 
 
 def copy_all_due(*, pause: float) -> int:

@@ -1,5 +1,6 @@
 """Serving a kept copy: the file streamed in bounded chunks (whole, or the one byte range a player asks for),
 or, on S3 with OUTPUT_S3_REDIRECT, a redirect to a short-lived presigned link that carries the same headers.
+Either way a copy whose file is gone from storage is answered None, for the view to fall back on.
 
 Range handling follows RFC 9110 section 14: one `bytes=` range is honoured (206), a range starting past the
 end is refused (416), and anything else (malformed, several ranges, another unit) is ignored, which the RFC
@@ -7,6 +8,7 @@ allows: the whole file is sent (200). Browsers' players only ever ask for one ra
 
 from __future__ import annotations
 
+import logging
 import re
 import unicodedata
 from collections.abc import Iterator
@@ -19,6 +21,8 @@ from django.http import HttpResponse, HttpResponseBase, HttpResponseRedirect, St
 
 from submissions.models import OutputCopy
 from submissions.outputs import names, storage
+
+logger = logging.getLogger(__name__)
 
 CONTENT_TYPE = "video/mp4"
 CHUNK_BYTES = 256 * 1024
@@ -126,12 +130,34 @@ def redirect(url: str) -> HttpResponseRedirect:
     return response
 
 
+def store_redirect(*, copy: OutputCopy, disposition: str, method: str) -> HttpResponseRedirect | None:
+    """A redirect to a presigned link to the kept copy; None if the object is missing from the bucket
+    (deleted by hand, a bucket emptied), so the caller falls back as it does for a missing local file.
+    Signing a link asks S3 nothing: without this one HEAD, a missing object would be a link to S3's 404."""
+    try:
+        present = copy.file.storage.exists(copy.file.name)
+    except Exception:  # S3 refusing the HEAD (without s3:ListBucket a missing key is 403), or out of reach
+        # Which of the two cannot be told here: the signed link is still the best answer, and S3 decides.
+        logger.warning("Could not ask storage whether submission %s's copy exists", copy.submission_id, exc_info=True)
+        present = True
+    if not present:
+        _missing(copy)
+        return None
+    return redirect(presigned_url(copy=copy, disposition=disposition, method=method))
+
+
+def _missing(copy: OutputCopy) -> None:
+    # The job still says "kept": only the log tells whoever looks after the storage that its file is gone.
+    logger.warning("Kept copy of submission %s is missing from storage (%s)", copy.submission_id, copy.file.name)
+
+
 def kept_response(*, copy: OutputCopy, disposition: str, head: bool, range_header: str, if_range: str) -> HttpResponseBase | None:
     """The kept file (or the asked-for range of it) streamed from storage; None if the file is missing
     there (deleted by hand, a bucket emptied), so the caller can fall back to Chamelaion's link."""
     try:
         handle = copy.file.storage.open(copy.file.name, "rb")
     except FileNotFoundError:
+        _missing(copy)
         return None
     try:
         return _response(handle, copy=copy, disposition=disposition, head=head, range_header=range_header, if_range=if_range)

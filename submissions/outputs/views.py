@@ -14,31 +14,40 @@ from submissions.outputs import services as output_services
 from submissions.team import permissions
 
 NO_VIDEO = "This job has no video to download: Chamelaion has not sent one, and DubDash has no copy of it."
+COPY_MISSING = (
+    "This job's video cannot be downloaded: DubDash's copy of it is missing from storage (it may have been "
+    "deleted there), and there is no Chamelaion link to use instead. Ask whoever looks after DubDash's "
+    "storage to restore the file."
+)
 
 
 @require_http_methods(["GET", "HEAD"])
 def output(request: HttpRequest, pk: int) -> HttpResponseBase:
-    """Whoever may see the job may download its video (others get 404, as for the job page)."""
+    """Whoever may see the job may download its video (others get 404, as for the job page). A kept copy
+    whose file is gone from storage (local or S3, streamed or redirected) is treated as not kept, but said so
+    when there is nothing else to send."""
     submission = job_selectors.get_visible_submission(user=request.user, pk=pk)
     copy = output_selectors.kept_copy(submission=submission)
     if copy is not None:
         # ?inline=1 is the page's player: the same name, shown rather than saved.
         disposition = serving.content_disposition(names.download_name(submission), inline=request.GET.get("inline") == "1")
+        response: HttpResponseBase | None
         if serving.redirects_to_store():
-            return serving.redirect(serving.presigned_url(copy=copy, disposition=disposition, method=request.method or "GET"))
-        response = serving.kept_response(
-            copy=copy,
-            disposition=disposition,
-            head=request.method == "HEAD",
-            range_header=request.headers.get("Range", ""),
-            if_range=request.headers.get("If-Range", ""),
-        )
+            response = serving.store_redirect(copy=copy, disposition=disposition, method=request.method or "GET")
+        else:
+            response = serving.kept_response(
+                copy=copy,
+                disposition=disposition,
+                head=request.method == "HEAD",
+                range_header=request.headers.get("Range", ""),
+                if_range=request.headers.get("If-Range", ""),
+            )
         if response is not None:
             return response
-    # Not kept (yet, or at all): Chamelaion's link, which is what the page shows then.
+    # Not kept (yet, or at all), or its file gone: Chamelaion's link, which is what the page shows then.
     if submission.playable_output_url:
         return serving.redirect(submission.playable_output_url)
-    return HttpResponseNotFound(NO_VIDEO, content_type="text/plain; charset=utf-8")
+    return HttpResponseNotFound(COPY_MISSING if copy is not None else NO_VIDEO, content_type="text/plain; charset=utf-8")
 
 
 @require_POST

@@ -1,5 +1,6 @@
 """Kept outputs as one ZIP: a whole batch (its latest take of every language), or the jobs ticked in the
-history. Whoever may see the batch or the jobs may download them; anything else is not found (404)."""
+history. Whoever may see the batch or the jobs may download them; anything else is not found (404), and a
+job of a visible batch that the user may not see is left out of its ZIP."""
 
 from django.conf import settings
 from django.contrib import messages
@@ -14,7 +15,7 @@ from submissions.outputs import zips
 @require_http_methods(["GET"])
 def batch_zip(request: HttpRequest, pk: int) -> HttpResponseBase:
     batch = batch_selectors.get_visible_batch(user=request.user, pk=pk)
-    members = zips.members_of(jobs=zips.batch_jobs(batch=batch))
+    members = zips.members_of(jobs=zips.batch_jobs(batch=batch, user=request.user))
     return zips.zip_response(members=members, filename=zips.batch_filename(batch=batch))
 
 

@@ -79,9 +79,13 @@ class Member:
 # --- Which jobs -------------------------------------------------------------------------------------------
 
 
-def batch_jobs(*, batch: Batch) -> list[Submission]:
-    """The batch's deliverable: the latest take of each language, in the order the languages were entered."""
-    return batch_selectors.batch_overview(batch=batch).jobs
+def batch_jobs(*, batch: Batch, user: Any) -> list[Submission]:
+    """The batch's deliverable as this user may have it: the latest take of each language, in the order the
+    languages were entered, less the jobs they may not see. Seeing a batch is not seeing every job in it: a
+    member without the team's history sees their own batch, but not a take of it someone else made. Such a
+    job is left out, manifest row and all, as the history's ZIP leaves out a ticked job they may not see."""
+    visible = set(job_selectors.visible_submissions(user=user).filter(batch=batch).values_list("pk", flat=True))
+    return [job for job in batch_selectors.batch_overview(batch=batch).jobs if job.pk in visible]
 
 
 def ticked_ids(*, values: Iterable[str], maximum: int) -> list[int]:

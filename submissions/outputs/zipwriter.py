@@ -5,7 +5,8 @@ download (zipstream-ng computes one as it streams, measured at under half the sp
 archive built in memory or on disk. MP4 does not compress, so nothing is lost by storing.
 
 APPNOTE.TXT 6.3: local header, the data, then the central directory; Zip64 records where a size, an offset
-or the number of files outgrows the classic fields. Imports nothing from Django."""
+or the number of files reaches the classic field's maximum (0xFFFFFFFF or 0xFFFF in one of them means "see
+the Zip64 record", so a value of exactly that must be Zip64 too). Imports nothing from Django."""
 
 from __future__ import annotations
 
@@ -72,24 +73,32 @@ def _local_header(member: Member) -> bytes:
 
 
 def _central_header(member: Member, offset: int) -> bytes:
+    """A record that needs the Zip64 field at all (its size or its offset does not fit in 32 bits: a value of
+    exactly 0xFFFFFFFF would read as "see the Zip64 field") carries both sizes in it, their 32-bit fields
+    set to 0xFFFFFFFF as APPNOTE 4.5.3 asks, even when only the offset needed it. Info-ZIP's unzip (6.0)
+    looks for a size in the Zip64 field when this record's size field, or the size it read before, is
+    0xFFFFFFFF: after a file of exactly 0xFFFFFFFF bytes it took the next record's offset for its size and
+    found no offset, so it listed wrong sizes and could not extract any file after that one."""
     name = member.name.encode()
     big_size, big_offset = member.size >= MAX_32, offset >= MAX_32
-    fields = ([member.size, member.size] if big_size else []) + ([offset] if big_offset else [])
+    zip64 = big_size or big_offset
+    fields = ([member.size, member.size] if zip64 else []) + ([offset] if big_offset else [])
     extra = struct.pack(f"<HH{len(fields)}Q", 0x0001, 8 * len(fields), *fields) if fields else b""
+    size_field = MAX_32 if zip64 else member.size
     time, date = _dos_time(member.modified)
     return (
         struct.pack(
             "<IHHHHHHIIIHHHHHII",
             0x02014B50,
             MADE_BY_UNIX,
-            ZIP64_VERSION if fields else CLASSIC_VERSION,
+            ZIP64_VERSION if zip64 else CLASSIC_VERSION,
             UTF8_NAMES,
             0,
             time,
             date,
             member.crc32 & MAX_32,
-            MAX_32 if big_size else member.size,
-            MAX_32 if big_size else member.size,
+            size_field,
+            size_field,
             len(name),
             len(extra),
             0,  # no comment

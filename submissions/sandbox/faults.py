@@ -60,6 +60,7 @@ OUTPUT_FAULTS = (
     "not-mp4",  # 200 with an HTML page (a login or error page in place of the video)
     "500",  # a passing failure of the file server: trying again helps
     "truncated",  # the connection closes half way through the body
+    "trickle",  # the video arrives a byte every 0.2 s: a server too slow for the copy's time limit
 )
 
 

@@ -256,8 +256,18 @@ class _Handler(BaseHTTPRequestHandler):
         if self.close_connection:
             self.send_header("Connection", "close")
         self.end_headers()
-        if response.send_body and response.body:
+        if response.send_body and response.body and response.trickle_seconds is not None:
+            self._trickle(response.body, response.trickle_seconds)
+        elif response.send_body and response.body:
             self.wfile.write(response.body)
+
+    def _trickle(self, body: bytes, pause: float) -> None:
+        self.close_connection = True
+        with contextlib.suppress(OSError):  # the client hung up: what a client with a deadline does
+            for at in range(len(body)):
+                self.wfile.write(body[at : at + 1])
+                self.wfile.flush()
+                time.sleep(pause)
 
     def _drop(self) -> None:
         """Hang up without a byte of answer (after reading a small body, for a clean FIN)."""

@@ -25,6 +25,9 @@ FILES_PREFIX = "/files/"
 _OUTPUT_NAME = re.compile(r"output/([0-9a-fA-F-]{36})\.mp4")
 
 
+TRICKLE_SECONDS = 0.2  # between bytes, for the "trickle" output fault
+
+
 @dataclass(frozen=True)
 class MediaFile:
     data: bytes
@@ -166,6 +169,8 @@ class FilesArea:
             video = self.media[SAMPLE_VIDEO].data
             # Announces the whole video, sends half, then the connection closes.
             return Response(200, video[: len(video) // 2], "video/mp4", announced_length=len(video))
+        if kind == "trickle":
+            return Response(200, self.media[SAMPLE_VIDEO].data, "video/mp4", trickle_seconds=TRICKLE_SECONDS)
         return None
 
     def _file(self, name: str) -> MediaFile | None:

@@ -51,6 +51,8 @@ class Response:
     send_body: bool = True  # False answers HEAD: the headers (Content-Length too) of the full answer only
     # A Content-Length larger than the body: the connection closes after the body, cut short (a fault).
     announced_length: int | None = None
+    # Seconds between bytes: the body trickles out a byte at a time (a fault), until the client hangs up.
+    trickle_seconds: float | None = None
 
 
 def json_response(status: int, payload: Any, headers: dict[str, str] | None = None) -> Response:

@@ -3,12 +3,13 @@ replaced it), and which of them is the latest."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from django.db.models import BooleanField, Case, Q, QuerySet, Value, When
 
-from submissions import roles
 from submissions.models import Submission
+from submissions.team import permissions
 
 State = Submission.State
 
@@ -60,8 +61,38 @@ def why_no_new_take(*, latest: Submission) -> str:
     )
 
 
-def may_make_new_take(*, user: Any, takes: list[Submission]) -> bool:
-    """Whether a page offers "New take" to this user: they may submit, and the latest take (`takes` as
-    takes_of lists them, newest first) has settled. The new-take page checks the same, and who may see
-    the job."""
-    return bool(takes) and user.has_perm(roles.SUBMIT_JOBS) and not why_no_new_take(latest=takes[0])
+def may_make_new_take(*, user: Any, latest: Submission) -> bool:
+    """Whether a page offers "New take" of `latest`'s language (`latest` being its latest take) to this user:
+    they may replace that take (team.permissions.can_make_new_take) and it has settled. The new-take page
+    checks the same."""
+    return permissions.can_make_new_take(user, latest) and not why_no_new_take(latest=latest)
+
+
+@dataclass(frozen=True)
+class TakesOnPage:
+    """What a job's page shows of the takes of its language, prepared so the template only displays it."""
+
+    takes: list[Submission]  # newest first, each with `is_shown` (takes_of)
+    listed: bool  # the list is shown only if the language has more than the one take
+    replaced_by: Submission | None  # the take that replaced the job shown, if one did
+    latest: Submission | None  # the latest take, if a later one replaced `replaced_by` in turn
+    new_take: bool  # "New take" is offered to this user (may_make_new_take)
+
+
+def takes_on_page(*, submission: Submission, user: Any) -> TakesOnPage:
+    """The takes of `submission`'s language for its page: the list, which take replaced it (so an old take
+    says at once that it is not the current one, and links to what is), and whether to offer New take.
+    The one query of takes_of."""
+    takes = takes_of(submission=submission)
+    if not takes:
+        return TakesOnPage(takes=[], listed=False, replaced_by=None, latest=None, new_take=False)
+    latest = takes[0]
+    # Every take a later one replaced is in the chain with it (retry_of), so no query for `retried_as`.
+    replaced_by = next((take for take in takes if take.retry_of_id == submission.pk), None)
+    return TakesOnPage(
+        takes=takes,
+        listed=len(takes) > 1,
+        replaced_by=replaced_by,
+        latest=latest if replaced_by is not None and latest.pk != replaced_by.pk else None,
+        new_take=may_make_new_take(user=user, latest=latest),
+    )

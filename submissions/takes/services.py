@@ -9,6 +9,8 @@ up. "Retry the failed ones" numbers its new jobs through the same lock (batches.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,14 +24,15 @@ from submissions.jobs.services import ReferenceIdTaken, create_submission
 from submissions.models import Submission
 from submissions.outbox.sending import deliver_new, send_if_room
 from submissions.takes.selectors import takes_of_chain, why_no_new_take
-from submissions.team import limits
+from submissions.team import limits, permissions
 from submissions.uploads.services import SEND_IN_REQUEST_MAX_BYTES
 
 State = Submission.State
 
 
 class NoNewTakeNow(Exception):
-    """The latest take of the language has not settled (selectors.SETTLED); the message says so to people."""
+    """The latest take of the language has not settled (selectors.SETTLED), or this user may not replace it
+    (team.permissions.can_make_new_take); the message says so to people."""
 
 
 class KeptFileGone(Exception):
@@ -104,8 +107,11 @@ def make_new_take(
         return deliver_new(submission) if submission.state == State.SENDING else submission
     if video is None or audio is None:
         raise ValueError("A take's video and audio are both links or both files.")
+    # Measured before saving: once the take is saved, the earlier take's kept files may be cleaned up (and
+    # the take's own copies deleted by the worker that sends it) at any moment.
+    size = _size(video, name="video", of=of) + _size(audio, name="audio", of=of)
     submission = save_take_with_files(video=video, audio=audio, **fields)
-    if video.size + audio.size <= SEND_IN_REQUEST_MAX_BYTES:
+    if size <= SEND_IN_REQUEST_MAX_BYTES:
         submission = send_if_room(submission=submission)
     return submission
 
@@ -191,6 +197,12 @@ def _lock_for_new_take(*, user: Any, of: Submission) -> Chain:
     limits.check_monthly_limit(user=user, adding=1)
     chain = lock_chain(of=of)
     refusal = why_no_new_take(latest=chain.latest)
+    if not refusal and not permissions.can_make_new_take(user, chain.latest):
+        # The page checked the latest take it read; another one may have been made since, by someone else.
+        refusal = (
+            f"Only the person who made take {chain.latest.take} of this language, or a team admin, may replace it "
+            "(it may have been made since this page was loaded)."
+        )
     if refusal:
         raise NoNewTakeNow(refusal)
     return chain
@@ -203,10 +215,28 @@ def _store(field: FieldFile, content: File, *, name: str, of: Submission) -> Non
     if not isinstance(content, FieldFile):
         field.save(filename, content, save=False)
         return
+    with _unless_gone(content, name=name, of=of), content.open("rb") as kept:
+        field.save(filename, kept, save=False)
+
+
+def _size(content: File, *, name: str, of: Submission) -> int:
+    """The size of a file given for the take; KeptFileGone if it is one the earlier take kept and it was
+    deleted since the form found it (uploads.cleanup, or that take's send)."""
+    if not isinstance(content, FieldFile):
+        return content.size  # an upload of this request: a temporary file only this request knows
+    with _unless_gone(content, name=name, of=of):
+        return content.size
+
+
+@contextmanager
+def _unless_gone(kept: FieldFile, *, name: str, of: Submission) -> Iterator[None]:
+    """Reading a kept file: if it fails because the file is gone, KeptFileGone, which the page turns into a
+    request to give the file again. Any other failure (the file still there) is a real error and stays one."""
     try:
-        with content.open("rb") as kept:
-            field.save(filename, kept, save=False)
-    except FileNotFoundError as exc:
+        yield
+    except OSError as exc:
+        if kept.name and kept.storage.exists(kept.name):
+            raise
         raise KeptFileGone(name, f"The {name} file of take {of.take} is no longer kept by DubDash: give it again.") from exc
 
 

@@ -4,12 +4,11 @@ form checks, the services save and send."""
 from typing import Any
 
 from django.contrib import messages
-from django.contrib.auth.decorators import permission_required
+from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods
 
-from submissions import roles
 from submissions.core.feedback import tell_outcome
 from submissions.jobs import duplicates
 from submissions.jobs import selectors as job_selectors
@@ -19,17 +18,20 @@ from submissions.models import Submission
 from submissions.takes import selectors as take_selectors
 from submissions.takes import services as take_services
 from submissions.takes.forms import NewTakeForm
-from submissions.team import limits
+from submissions.team import limits, permissions
 from submissions.uploads import files as upload_files
 
 TEMPLATE = "submissions/takes/new_take.html"
 
 
 @require_http_methods(["GET", "POST"])
-@permission_required(roles.SUBMIT_JOBS, raise_exception=True)
 def new_take(request: HttpRequest, pk: int) -> HttpResponse:
     of = job_selectors.get_visible_submission(user=request.user, pk=pk)
     latest = take_selectors.latest_take(submission=of)
+    if not permissions.can_make_new_take(request.user, latest):
+        raise PermissionDenied(
+            f"Only the person who made take {latest.take} of this language, or a team admin, may make a new take of it."
+        )
     refusal = take_selectors.why_no_new_take(latest=latest)
     if refusal:
         messages.info(request, refusal)

@@ -6,6 +6,7 @@ from typing import Any, cast
 from django import forms
 
 from submissions import roles
+from submissions.team import limits
 
 ROLE_CHOICES = [
     ("", "No role (cannot see or send anything)"),
@@ -31,7 +32,19 @@ def _limit_field(label: str) -> forms.IntegerField:
     )
 
 
-class MemberForm(forms.Form):
+class MinutesLimitCheck(forms.BaseForm):
+    """Refuses a minutes limit this deployment cannot measure (limits.refuse_unmeasurable_minutes): the
+    Members page's form and admin's monthly limits inline both mix it in."""
+
+    def clean_minutes_per_month(self) -> int | None:
+        minutes = self.cleaned_data["minutes_per_month"]
+        refusal = limits.refuse_unmeasurable_minutes(minutes=minutes, changed="minutes_per_month" in self.changed_data)
+        if refusal:
+            raise forms.ValidationError(refusal)
+        return minutes
+
+
+class MemberForm(MinutesLimitCheck, forms.Form):
     role = forms.ChoiceField(
         label="Role",
         required=False,

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NoReturn
 
+from django.conf import settings
 from django.db.models import Count, FloatField, Q, QuerySet, Subquery, Sum, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
@@ -18,6 +19,26 @@ NOT_COUNTED = ("send_failed", "cancelled")
 
 class MonthlyLimitReached(Exception):
     pass
+
+
+# Minutes are read from kept copies (kept_seconds): with copying off none is made, every job counts 0
+# minutes, and a minutes limit would never be reached. Said, never silently ignored.
+MINUTES_NOT_MEASURED = (
+    "Minutes of output are measured from the copies DubDash keeps, and this deployment keeps none "
+    "(OUTPUT_KEEP is false), so a minutes limit could not be enforced. Leave it blank, or set a job limit."
+)
+
+
+def minutes_are_measured() -> bool:
+    return bool(settings.OUTPUT_KEEP)
+
+
+def refuse_unmeasurable_minutes(*, minutes: int | None, changed: bool) -> str:
+    """Why a minutes limit typed in a form cannot be set (blank if it can). One left as it was stays: it is
+    shown as not enforced, and removing it is up to the person who set it."""
+    if minutes is not None and changed and not minutes_are_measured():
+        return MINUTES_NOT_MEASURED
+    return ""
 
 
 @dataclass(frozen=True)

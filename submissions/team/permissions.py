@@ -65,3 +65,10 @@ def can_retry(user: Any, submission: Submission) -> bool:
     if user.has_perm(roles.RETRY_ANY_JOB):
         return True
     return submission.created_by_id == user.pk and can_submit(user)
+
+
+def can_make_new_take(user: Any, latest_take: Submission) -> bool:
+    """New take of a language: the rule of Send again, asked of the latest take (the one it replaces). A new
+    take costs money as a resend does, and it replaces someone's take, so it is theirs (or a team admin's)
+    to make, not any submitter's."""
+    return can_retry(user, latest_take)

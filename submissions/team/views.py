@@ -27,7 +27,8 @@ def members(request):
 @permission_required(roles.MANAGE_MEMBERS, raise_exception=True)
 def update_member(request, pk: int):
     member = get_object_or_404(get_user_model(), pk=pk, is_active=True)
-    form = _member_form(member, team_services.assignable_roles(actor=request.user), data=request.POST)
+    # With what is stored as its initial values, so the form knows which fields this POST changes.
+    form = _member_form(member, team_services.assignable_roles(actor=request.user), data=request.POST, initial=_stored(member))
     try:
         if not form.is_valid():
             # Someone out of reach learns nothing from the form's errors: the page offers them no form, so
@@ -61,15 +62,8 @@ def _members_page(request, *, bound: MemberForm | None = None, bound_pk: int | N
     rows = []
     for person in people:
         limit = getattr(person, "monthly_limit", None)
-        if bound is not None and person.pk == bound_pk:
-            form = bound
-        else:
-            initial = {
-                "role": team_services.role_of(person),
-                "jobs_per_month": limit.jobs_per_month if limit else None,
-                "minutes_per_month": limit.minutes_per_month if limit else None,
-            }
-            form = _member_form(person, offered, initial=initial)
+        is_bound = bound is not None and person.pk == bound_pk
+        form = bound if is_bound and bound is not None else _member_form(person, offered, initial=_stored(person))
         use = used.get(person.pk, limits.MonthUse())
         rows.append(
             {
@@ -83,7 +77,22 @@ def _members_page(request, *, bound: MemberForm | None = None, bound_pk: int | N
                 "changeable": person.pk in changeable,
             }
         )
-    return render(request, "submissions/team/team_members.html", {"rows": rows}, status=status)
+    context = {
+        "rows": rows,
+        "minutes_measured": limits.minutes_are_measured(),
+        "minutes_not_measured": limits.MINUTES_NOT_MEASURED,
+    }
+    return render(request, "submissions/team/team_members.html", context, status=status)
+
+
+def _stored(person: Any) -> dict[str, Any]:
+    """A member's role and limits as stored: the Members form's initial values."""
+    limit = getattr(person, "monthly_limit", None)
+    return {
+        "role": team_services.role_of(person),
+        "jobs_per_month": limit.jobs_per_month if limit else None,
+        "minutes_per_month": limit.minutes_per_month if limit else None,
+    }
 
 
 def _member_form(person: Any, offered: list[str], **kwargs: Any) -> MemberForm:

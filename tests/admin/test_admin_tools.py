@@ -343,7 +343,7 @@ def test_a_batch_counts_cancelled_jobs_as_finished(user):
     batch = Batch.objects.create(name="Trailer", created_by=user)
     make_submission(user, batch=batch, state=State.COMPLETED, target_language="de")
     make_submission(user, batch=batch, state=State.CANCELLED, target_language="fr")
-    overview = batch_selectors.batch_overview(batch=batch)
+    overview = batch_selectors.batch_overview(batch=batch, user=user)
     assert overview.finished == 2 and overview.percent == 100 and not overview.in_flight
     assert (State.CANCELLED, "Cancelled", 1) in overview.states
 

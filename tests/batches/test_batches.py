@@ -6,7 +6,10 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
+from submissions.batches import selectors as batch_selectors
+from submissions.batches import services as batch_services
 from submissions.models import Batch, Submission
+from submissions.outbox import ratelimit
 from submissions.outbox import worker as outbox
 from submissions.outputs import services as outputs
 from submissions.tracking import services as tracking
@@ -71,6 +74,70 @@ def test_retry_the_failed_ones(logged_in, user, sandbox, settings):
     assert "Retry the failed ones" not in page and page.count("<tr data-language=") == 3
     logged_in.post(reverse("submissions:batch_retry_failed", args=[batch.pk]))  # nothing left to retry
     assert len(sandbox.jobs()) == 5
+
+
+@pytest.fixture
+def mixed_failures(user) -> Batch:
+    """A batch whose failed languages are not all retried: what "Retry the failed ones" skips must not be
+    counted on its button."""
+    batch = Batch.objects.create(name="Episode 5", created_by=user)
+
+    def job(language, state, **fields):
+        return make_submission(user, batch=batch, target_language=language, state=state, last_error="x", **fields)
+
+    job("de", State.SEND_FAILED)  # sent again as it is
+    job("pt", State.SEND_FAILED, outcome_unknown_since=timezone.now())  # too: its sending settles it by reference id first
+    job("fr", State.FAILED)  # sent again as take 2
+    job("ko", State.MISSING)  # too
+    job("es", State.SEND_FAILED, video_url="", audio_url="")  # its uploaded files were deleted: nothing to send
+    job("it", State.FAILED, video_url="", audio_url="")  # made from uploaded files, deleted once sent
+    replaced = job("ja", State.FAILED)  # replaced by a later take: history, not a failure
+    job("ja", State.COMPLETED, take=2, first_take=replaced, retry_of=replaced)
+    return batch
+
+
+def test_the_retry_button_counts_what_the_retry_sends(logged_in, mixed_failures, fake_chamelaion):
+    ratelimit.hold_off(60)  # nothing sent at once: what matters is what goes back out
+    page = logged_in.get(mixed_failures.get_absolute_url()).content.decode()
+    assert "Retry the failed ones (4)" in page and "6 failed" in page
+    response = logged_in.post(reverse("submissions:batch_retry_failed", args=[mixed_failures.pk]), follow=True)
+    assert "Sending 4 failed jobs again" in response.content.decode()
+    page = logged_in.get(mixed_failures.get_absolute_url()).content.decode()
+    assert "Retry the failed ones" not in page and 'id="retry-hint"' not in page and "2 failed" in page
+
+
+def test_the_count_and_the_retry_agree_job_by_job(user, mixed_failures, fake_chamelaion):
+    ratelimit.hold_off(60)
+    counted = batch_selectors.batch_overview(batch=mixed_failures, user=user).retryable
+    failed = batch_selectors.failed_to_retry(batch=mixed_failures)
+    assert sorted(job.target_language for job in failed.unsent) == ["de", "pt"]
+    assert sorted(job.target_language for job in failed.finished_badly) == ["fr", "ko"]
+    assert counted == batch_services.retry_failed(batch=mixed_failures, user=user) == 4
+
+
+def test_no_retry_button_when_nothing_failed_can_be_sent_again(logged_in, user):
+    batch = Batch.objects.create(name="Episode 6", created_by=user)
+    make_submission(user, batch=batch, target_language="es", state=State.SEND_FAILED, video_url="", audio_url="")
+    make_submission(user, batch=batch, target_language="it", state=State.FAILED, video_url="", audio_url="")
+    page = logged_in.get(batch.get_absolute_url()).content.decode()
+    assert "2 failed" in page and "Retry the failed ones" not in page and 'id="retry-hint"' not in page
+    response = logged_in.post(reverse("submissions:batch_retry_failed", args=[batch.pk]), follow=True)
+    assert "Nothing in this batch can be retried now." in response.content.decode()
+    assert Submission.objects.count() == 2
+
+
+def test_new_take_is_offered_on_the_rows_of_who_may_replace_them(client, user, other_user, cast, mixed_failures):
+    settled = {"de", "pt", "fr", "ko", "es", "it", "ja"}
+    # pt's last attempt may have reached Chamelaion: a new take waits until Send again settles it.
+    mine = settled - {"pt"}
+    for who, offered in [(user, mine), (cast.team_admin, mine), (other_user, set()), (cast.viewer, set())]:
+        client.force_login(who)
+        page = client.get(mixed_failures.get_absolute_url()).content.decode()
+        assert {code for code in settled if f'aria-label="New take of {_language(code)}"' in page} == offered, who
+
+
+def _language(code: str) -> str:
+    return Submission(target_language=code).language_name
 
 
 def test_batch_form_errors_keep_every_row(logged_in, sandbox):

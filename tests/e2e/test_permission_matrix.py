@@ -55,8 +55,9 @@ MATRIX = {
     ("api_key_test", "POST"):  (LOGIN, 403, 403, 403, 403, 200, 200),
     ("output", "GET"):         (LOGIN, 404, 200, 200, 200, 200, 200),
     ("output_retry", "POST"):  (LOGIN, 404, 403, 302, 403, 302, 302),
-    ("new_take", "GET"):       (LOGIN, 403, 403, 200, 200, 200, 200),
-    ("new_take", "POST"):      (LOGIN, 403, 403, 200, 200, 200, 200),
+    # A new take replaces the latest take and costs money: the rule of Send again, on the latest take.
+    ("new_take", "GET"):       (LOGIN, 404, 403, 200, 403, 200, 200),
+    ("new_take", "POST"):      (LOGIN, 404, 403, 200, 403, 200, 200),
     ("batch_zip", "GET"):      (LOGIN, 404, 200, 200, 200, 200, 200),
     # no_role sees no job, so nothing ticked is found: back to the history with a message.
     ("history_zip", "GET"):    (LOGIN, 302, 200, 200, 200, 200, 200),
@@ -168,3 +169,7 @@ def test_buttons_a_user_may_not_use_are_not_shown(client, world, actor):
         assert (f'action="{urls["cancel"]}"' in pending) is (actor in ("owner", "team_admin", "superuser"))
         batch = client.get(urls["batch"]).content.decode()
         assert (f'action="{urls["retry_failed"]}"' in batch) is (actor in ("owner", "team_admin", "superuser"))
+        # New take, on the job's page and on its row of the batch page: whoever may make it (the matrix's rule).
+        may_retake = actor in ("owner", "team_admin", "superuser")
+        assert (f'href="{urls["new_take"]}"' in detail) is may_retake
+        assert (f'href="{urls["new_take"]}"' in batch) is may_retake

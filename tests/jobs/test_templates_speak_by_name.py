@@ -28,6 +28,20 @@ def test_no_template_compares_a_raw_state_string():
     assert found == []
 
 
+def test_no_template_computes_what_it_tests():
+    """An {% if %} tests a boolean or an attribute the view or a selector prepared (takes.listed), never
+    something it computes: no filter (`takes|length > 1`), no comparison with a number (`take > 1`)."""
+    computed = re.compile(r"\{%-?\s*(el)?if\b[^%]*(\||[<>]=?\s*-?\d)[^%]*%\}")
+    found = [
+        f"{path.relative_to(TEMPLATES)}:{number}: {match.group(0)}"
+        for path in TEMPLATES.rglob("*.html")
+        for number, line in enumerate(path.read_text().splitlines(), 1)
+        for match in computed.finditer(line)
+    ]
+    assert found == []
+    assert computed.search("{% if takes|length > 1 %}") and computed.search("{% elif submission.take > 1 %}")
+
+
 @pytest.mark.parametrize(
     ("name", "state"),
     [

@@ -10,6 +10,8 @@ import boto3
 import pytest
 from moto.moto_server.threaded_moto_server import ThreadedMotoServer
 
+from tests.outputs.serving_scene import completed
+
 ACCESS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing", "region_name": "us-east-1"}
 
 
@@ -70,3 +72,25 @@ def outputs_storage_kind(request):
     """Each test that takes it runs on local storage and on the S3-compatible server."""
     request.getfixturevalue("local_outputs" if request.param == "local" else "s3_outputs")
     return request.param
+
+
+# Serving downloads (test_serving*.py): the job's owner, and a completed job of theirs.
+
+
+@pytest.fixture
+def media(settings, tmp_path):
+    """The default outputs storage (a FileSystemStorage without a location of its own) under this test's
+    MEDIA_ROOT: it follows the setting, so nothing here touches var/media."""
+    settings.MEDIA_ROOT = tmp_path / "media"
+    settings.OUTPUT_KEEP = True
+    return tmp_path / "media"
+
+
+@pytest.fixture
+def owner(cast):
+    return cast.submitter
+
+
+@pytest.fixture
+def job(owner):
+    return completed(owner, title="Episode 1", target_language="de")

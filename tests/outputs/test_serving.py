@@ -1,6 +1,7 @@
-"""Serving outputs from DubDash: the kept copy streamed to whoever may see the job (whole, or the byte range a
-player asks for), under the job's own file name; Chamelaion's link until a copy is kept; on S3, a presigned
-redirect (or the bytes through DubDash); and asking again to keep a copy that could not be made."""
+"""Serving outputs from DubDash: the kept copy to whoever may see the job, under the job's own file name;
+Chamelaion's link until a copy is kept, or when its file is gone from storage (a plain 404 when there is no
+link either); on S3, a presigned redirect (or the bytes through DubDash); and asking again to keep a copy
+that could not be made. The bytes themselves (ranges, HEAD, closing the file) are test_serving_ranges.py."""
 
 from __future__ import annotations
 
@@ -10,74 +11,16 @@ import re
 import pytest
 import requests
 from django.contrib.messages import get_messages
-from django.core.files.base import ContentFile
-from django.core.files.storage import FileSystemStorage
-from django.core.signals import request_finished
-from django.db import close_old_connections
 from django.urls import reverse
-from django.utils import timezone
-from hypothesis import given
-from hypothesis import strategies as st
 from werkzeug.http import parse_options_header
 
 from submissions.models import OutputCopy, Submission
-from submissions.outputs import names, serving
+from submissions.outputs import names, serving, views
 from submissions.outputs.storage import outputs_storage
-from submissions.sandbox.media import MEDIA_DIR
-from tests.factories import make_part, make_submission
-
-SAMPLE = (MEDIA_DIR / "sample.mp4").read_bytes()
-SIZE = len(SAMPLE)
-CHAMELAION_URL = "https://cdn.chamelaion.example/outputs/job-1.mp4"
-State = OutputCopy.State
-
+from tests.factories import make_part
+from tests.outputs.serving_scene import CHAMELAION_URL, SAMPLE, SIZE, State, body, completed, get, keep, url_of
 
 # --- Setting the scene -------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def media(settings, tmp_path):
-    """The default outputs storage (a FileSystemStorage without a location of its own) under this test's
-    MEDIA_ROOT: it follows the setting, so nothing here touches var/media."""
-    settings.MEDIA_ROOT = tmp_path / "media"
-    settings.OUTPUT_KEEP = True
-    return tmp_path / "media"
-
-
-@pytest.fixture
-def owner(cast):
-    return cast.submitter
-
-
-@pytest.fixture
-def job(owner):
-    return completed(owner, title="Episode 1", target_language="de")
-
-
-def completed(user, **fields) -> Submission:
-    fields = {"state": Submission.State.COMPLETED, "output_url": CHAMELAION_URL, "finished_at": timezone.now(), **fields}
-    return make_submission(user, **fields)
-
-
-def keep(job: Submission, data: bytes = SAMPLE, **fields) -> OutputCopy:
-    """A kept copy, written into the outputs storage as the worker writes it."""
-    name = outputs_storage().save(f"outputs/tests/{job.reference_id}.mp4", ContentFile(data))
-    defaults = {"state": State.DONE, "size": len(data), "sha256": hashlib.sha256(data).hexdigest(), "kept_at": timezone.now()}
-    return OutputCopy.objects.create(submission=job, file=name, **{**defaults, **fields})
-
-
-def url_of(job: Submission, **query: str) -> str:
-    url = reverse("submissions:output", args=[job.pk])
-    return url + ("?" + "&".join(f"{k}={v}" for k, v in query.items()) if query else "")
-
-
-def body(response) -> bytes:
-    return b"".join(response.streaming_content)
-
-
-def get(client, user, job, **headers):
-    client.force_login(user)
-    return client.get(url_of(job), headers=headers)
 
 
 # --- Who may download -------------------------------------------------------------------------------
@@ -191,126 +134,6 @@ def test_the_ascii_fallback_is_always_a_safe_quoted_string(name):
     assert re.fullmatch(r"[A-Za-z0-9 ._()\[\]+,!#&'@=~-]+\.mp4", fallback.group(1))
     assert "\r" not in header and "\n" not in header
     assert parse_options_header(header)[1]["filename"] == name  # from filename* whenever the fallback differs
-
-
-# --- Ranges -------------------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("asked", "start", "end"),
-    [
-        ("bytes=0-0", 0, 0),
-        ("bytes=100-199", 100, 199),
-        ("bytes=100-", 100, SIZE - 1),
-        ("bytes=-500", SIZE - 500, SIZE - 1),
-        ("bytes=-99999999", 0, SIZE - 1),
-        (f"bytes=1000-{SIZE * 5}", 1000, SIZE - 1),
-        (f"bytes={SIZE - 1}-", SIZE - 1, SIZE - 1),
-    ],
-)
-def test_a_range_gets_206_with_exactly_those_bytes(client, owner, media, job, asked, start, end):
-    keep(job)
-    response = get(client, owner, job, range=asked)
-
-    assert response.status_code == 206
-    assert response["Content-Range"] == f"bytes {start}-{end}/{SIZE}"
-    assert response["Content-Length"] == str(end - start + 1)
-    assert response["Accept-Ranges"] == "bytes"
-    assert response["Content-Type"] == "video/mp4"
-    assert body(response) == SAMPLE[start : end + 1]
-
-
-@pytest.mark.parametrize("asked", [f"bytes={SIZE}-", f"bytes={SIZE + 10}-{SIZE + 20}", "bytes=-0"])
-def test_a_range_past_the_end_is_416(client, owner, media, job, asked):
-    keep(job)
-    response = get(client, owner, job, range=asked)
-    assert response.status_code == 416
-    assert response["Content-Range"] == f"bytes */{SIZE}"
-    assert response["Accept-Ranges"] == "bytes"
-
-
-@pytest.mark.parametrize(
-    "asked",
-    ["bytes=abc", "bytes=5-1", "items=0-1", "bytes=0-1,5-6", "bytes=-", "bytes 0-1", "bytes=٣-٤", "0-1", "bytes=" + "9" * 300],
-)
-def test_a_range_this_does_not_honour_is_ignored_and_the_whole_file_sent(client, owner, media, job, asked):
-    keep(job)
-    response = get(client, owner, job, range=asked)
-    assert response.status_code == 200
-    assert "Content-Range" not in response
-    assert body(response) == SAMPLE
-
-
-def test_a_long_range_is_streamed_in_bounded_chunks(client, owner, media, job, monkeypatch):
-    monkeypatch.setattr(serving, "CHUNK_BYTES", 1000)
-    keep(job)
-    response = get(client, owner, job, range="bytes=10-")
-    chunks = list(response.streaming_content)
-    assert max(len(chunk) for chunk in chunks) == 1000 and len(chunks) == -(-(SIZE - 10) // 1000)
-    assert b"".join(chunks) == SAMPLE[10:]
-
-
-def test_if_range_honours_the_range_only_for_the_same_file(client, owner, media, job):
-    copy = keep(job)
-    same = get(client, owner, job, range="bytes=0-9", if_range=f'"{copy.sha256}"')
-    changed = get(client, owner, job, range="bytes=0-9", if_range='"0123"')
-    dated = get(client, owner, job, range="bytes=0-9", if_range="Wed, 21 Oct 2015 07:28:00 GMT")
-    assert (same.status_code, body(same)) == (206, SAMPLE[:10])
-    assert (changed.status_code, body(changed)) == (200, SAMPLE)
-    assert (dated.status_code, body(dated)) == (200, SAMPLE)
-
-
-def test_head_answers_as_get_would_without_a_body(client, owner, media, job):
-    keep(job)
-    client.force_login(owner)
-    whole = client.head(url_of(job))
-    part = client.head(url_of(job), headers={"range": "bytes=-500"})
-    assert (whole.status_code, whole["Content-Length"], whole.content) == (200, str(SIZE), b"")
-    assert (part.status_code, part["Content-Length"], part["Content-Range"]) == (
-        206,
-        "500",
-        f"bytes {SIZE - 500}-{SIZE - 1}/{SIZE}",
-    )
-    assert whole["Content-Type"] == "video/mp4" and whole["Content-Disposition"].startswith("attachment;")
-
-
-@pytest.fixture
-def opened(monkeypatch):
-    """Every file the outputs storage opens, to see that each one is closed."""
-    files = []
-    real_open = FileSystemStorage.open
-
-    def spy(self, name, mode="rb"):
-        files.append(real_open(self, name, mode))
-        return files[-1]
-
-    monkeypatch.setattr(FileSystemStorage, "open", spy)
-    return files
-
-
-def test_the_file_is_closed_when_the_response_is_closed_even_half_read(client, owner, media, job, opened):
-    copy = keep(job)
-    client.force_login(owner)
-    full = client.get(url_of(job))
-    assert body(full) == SAMPLE and opened[-1].closed  # the test client closes the response when read
-
-    # Straight from serving (the test client wraps a response's closing in its own): half read, then closed
-    # as the WSGI server closes it when the client goes away.
-    half = serving.kept_response(copy=copy, disposition="attachment", head=False, range_header="", if_range="")
-    assert half is not None
-    next(iter(half))
-    assert not opened[-1].closed
-    request_finished.disconnect(close_old_connections)  # closing a response signals the end of a request
-    try:
-        half.close()
-    finally:
-        request_finished.connect(close_old_connections)
-    assert opened[-1].closed
-
-    # Without a body to stream (HEAD, 416) the file is closed before the response is even returned.
-    for response in (client.head(url_of(job)), client.get(url_of(job), headers={"range": f"bytes={SIZE}-"})):
-        assert response.status_code in (200, 416)
-        assert opened[-1].closed
 
 
 # --- Before a copy is kept ----------------------------------------------------------------------------
@@ -445,6 +268,27 @@ def test_on_s3_a_download_redirects_to_a_presigned_link_with_the_same_name(clien
     assert requests.head(head["Location"], timeout=10).status_code == 200
 
 
+def test_on_s3_a_store_that_refuses_to_say_whether_it_has_the_copy_still_gets_a_signed_link(
+    client, owner, s3_outputs, settings, monkeypatch, caplog
+):
+    from botocore.exceptions import ClientError
+
+    settings.OUTPUT_S3_REDIRECT = True
+    job = completed(owner)
+    keep(job)
+    client.force_login(owner)
+
+    def forbidden(self, name):  # what S3 answers a HEAD without s3:ListBucket
+        raise ClientError({"Error": {"Code": "403", "Message": "Forbidden"}}, "HeadObject")
+
+    # keep() has set the lazy storage up: its backend's class is the one patched.
+    monkeypatch.setattr(type(outputs_storage()._wrapped), "exists", forbidden)  # type: ignore[attr-defined]
+    response = client.get(url_of(job))
+    assert response.status_code == 302
+    assert requests.get(response["Location"], timeout=10).content == SAMPLE
+    assert "Could not ask storage whether submission" in caplog.text
+
+
 def test_on_s3_without_redirects_the_bytes_stream_through_dubdash(client, owner, job, s3_outputs, settings, monkeypatch):
     from storages.backends.s3 import S3File
 
@@ -478,50 +322,49 @@ def test_on_s3_a_missing_object_falls_back_to_chamelaion(client, owner, job, s3_
     assert (response.status_code, response["Location"]) == (302, CHAMELAION_URL)
 
 
-# --- The range parser, on any header ------------------------------------------------------------------
-
-_numbers = st.one_of(st.integers(min_value=0, max_value=10**6), st.integers(min_value=0, max_value=10**30))
-_specs = st.one_of(
-    st.builds(lambda a, b: f"bytes={a}-{b}", _numbers, _numbers),
-    st.builds(lambda a: f"bytes={a}-", _numbers),
-    st.builds(lambda b: f"bytes=-{b}", _numbers),
-    st.builds(lambda a, b, c, d: f"bytes={a}-{b},{c}-{d}", _numbers, _numbers, _numbers, _numbers),
-)
-_headers = st.one_of(
-    st.text(max_size=300),
-    st.text(alphabet="bytes=0123456789-, \t;xBYTES*", max_size=60),
-    _specs,
-    st.builds(
-        lambda pad, spec, tail: pad + spec + tail,
-        st.sampled_from(["", " ", "\t", "\n"]),
-        _specs,
-        st.sampled_from(["", " ", "\n", "x"]),
-    ),
-)
+# --- A kept copy whose file has gone from storage ---------------------------------------------------------
 
 
-@given(header=_headers, size=st.integers(min_value=0, max_value=10**12))
-def test_any_range_header_gives_a_span_inside_the_file_or_the_documented_refusal(header, size):
-    try:
-        span = serving.parse_range(header, size=size)
-    except serving.RangeNotSatisfiable:
-        return
-    if span is not None:
-        assert 0 <= span.start <= span.end < size
-        assert span.length == span.end - span.start + 1 >= 1
+@pytest.fixture(params=[("local", False), ("s3", False), ("s3", True)], ids=["local", "s3-streamed", "s3-redirected"])
+def served_from(request, settings):
+    """Each way a kept copy is served: from local storage, from S3 through DubDash, from S3 by a presigned link."""
+    kind, redirected = request.param
+    request.getfixturevalue("local_outputs" if kind == "local" else "s3_outputs")
+    settings.OUTPUT_KEEP = True
+    settings.OUTPUT_S3_REDIRECT = redirected
+    return request.param
 
 
-@given(size=st.integers(min_value=1, max_value=10**9), data=st.data())
-def test_a_range_inside_the_file_is_returned_as_asked(size, data):
-    start = data.draw(st.integers(min_value=0, max_value=size - 1))
-    end = data.draw(st.integers(min_value=start, max_value=size - 1))
-    assert serving.parse_range(f"bytes={start}-{end}", size=size) == serving.Span(start, end)
-    assert serving.parse_range(f"bytes={start}-", size=size) == serving.Span(start, size - 1)
-    suffix = data.draw(st.integers(min_value=1, max_value=2 * size))
-    assert serving.parse_range(f"bytes=-{suffix}", size=size) == serving.Span(max(0, size - suffix), size - 1)
+def gone(job: Submission) -> OutputCopy:
+    """A copy recorded as kept whose file was then deleted from the storage (by hand, a bucket emptied)."""
+    copy = keep(job)
+    outputs_storage().delete(copy.file.name)
+    assert not outputs_storage().exists(copy.file.name)
+    return copy
 
 
-@given(size=st.integers(min_value=0, max_value=10**9), beyond=st.integers(min_value=0, max_value=10**12))
-def test_a_range_starting_at_or_past_the_end_is_unsatisfiable(size, beyond):
-    with pytest.raises(serving.RangeNotSatisfiable):
-        serving.parse_range(f"bytes={size + beyond}-", size=size)
+@pytest.mark.parametrize("method", ["get", "head"])
+def test_a_copy_gone_from_storage_falls_back_to_chamelaion_however_it_is_served(client, owner, job, served_from, method, caplog):
+    gone(job)
+    client.force_login(owner)
+
+    response = getattr(client, method)(url_of(job))
+
+    # Never a presigned link to an object that is not there (S3 would answer it 404, in XML).
+    assert (response.status_code, response["Location"]) == (302, CHAMELAION_URL)
+    assert "no-store" in response["Cache-Control"]
+    assert f"Kept copy of submission {job.pk} is missing from storage" in caplog.text
+
+
+@pytest.mark.parametrize("method", ["get", "head"])
+def test_a_copy_gone_from_storage_with_no_chamelaion_link_is_a_404_in_plain_words(client, owner, served_from, method):
+    job = completed(owner, output_url="")
+    gone(job)
+    client.force_login(owner)
+
+    response = getattr(client, method)(url_of(job))
+
+    assert response.status_code == 404
+    assert response["Content-Type"] == "text/plain; charset=utf-8"
+    if method == "get":  # a HEAD answers the same status and headers, without the words
+        assert response.content.decode() == views.COPY_MISSING

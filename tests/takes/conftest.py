@@ -1,5 +1,5 @@
-"""Shared by the takes tests: a finished job to make new takes of, where stored files go, and the form as
-a browser posts it."""
+"""Shared by the takes tests: a finished job to make new takes of, and the form as a browser posts it.
+Where stored files go is the suite's `disk` fixture (tests/conftest.py)."""
 
 from pathlib import Path
 
@@ -15,15 +15,6 @@ SAMPLE_MP4, SAMPLE_WAV = MEDIA_DIR / "sample.mp4", MEDIA_DIR / "sample.wav"
 VIDEO = "https://cdn.example.com/episode-1.mp4"
 AUDIO = "https://cdn.example.com/episode-1-de.wav"
 NEW_AUDIO = "https://cdn.example.com/episode-1-de-v2.wav"
-
-
-@pytest.fixture
-def disk(settings, tmp_path):
-    """Where stored uploads (MEDIA_ROOT) and Django's temporary upload files go."""
-    settings.MEDIA_ROOT = tmp_path / "media"
-    settings.FILE_UPLOAD_TEMP_DIR = tmp_path / "tmp"
-    settings.FILE_UPLOAD_TEMP_DIR.mkdir()
-    return tmp_path
 
 
 @pytest.fixture

@@ -184,12 +184,14 @@ def test_inputs_sent_before_by_another_job_are_asked_about_too(logged_in, user, 
 # --- Who may ---------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("part", ["viewer", "no_role"])
-def test_who_may_not_submit_is_refused(client, cast, take_1, part):
+# A new take costs money and replaces the latest take: the rule of Send again (team.permissions.can_retry),
+# asked of the latest take. Who sees the job but may not is refused (403); who does not see it, not told of it.
+@pytest.mark.parametrize(("part", "status"), [("viewer", 403), ("submitter", 403), ("no_role", 404)])
+def test_who_may_not_replace_the_latest_take_is_refused(client, cast, take_1, fake_chamelaion, part, status):
     client.force_login(getattr(cast, part))
-    assert client.get(new_take_url(take_1)).status_code == 403
-    assert client.post(new_take_url(take_1), form_data(take_1, audio_url=NEW_AUDIO)).status_code == 403
-    assert Submission.objects.count() == 1
+    assert client.get(new_take_url(take_1)).status_code == status
+    assert client.post(new_take_url(take_1), form_data(take_1, audio_url=NEW_AUDIO)).status_code == status
+    assert Submission.objects.count() == 1 and fake_chamelaion.jobs() == []
 
 
 def test_a_job_they_cannot_see_is_not_found(client, take_1):
@@ -207,9 +209,29 @@ def test_anonymous_visitors_are_sent_to_log_in(client, take_1):
     assert response.status_code == 302 and response["Location"].startswith(reverse("login"))
 
 
-def test_a_teammate_makes_a_take_of_their_own(client, other_user, take_1, fake_chamelaion):
-    """A take is a new job: the teammate who makes it owns it and it counts against their limit."""
-    client.force_login(other_user)
+def test_a_team_admin_makes_a_take_of_their_own(client, cast, take_1, fake_chamelaion):
+    """A take is a new job: the team admin who makes it owns it and it counts against their limit."""
+    client.force_login(cast.team_admin)
     assert client.post(new_take_url(take_1), form_data(take_1, audio_url=NEW_AUDIO)).status_code == 302
     take_2 = Submission.objects.get(take=2)
-    assert take_2.created_by == other_user and take_2.retry_of == take_1
+    assert take_2.created_by == cast.team_admin and take_2.retry_of == take_1
+
+
+def test_the_rule_is_asked_of_the_latest_take_not_of_the_page_it_is_made_from(client, user, other_user, take_1, fake_chamelaion):
+    """Take 2 is a teammate's: they may make take 3, from take 1's page too; take 1's owner may not."""
+    take_2 = make_submission(other_user, retry_of=take_1, first_take=take_1, take=2, state=State.COMPLETED, target_language="de")
+    client.force_login(user)
+    assert client.get(new_take_url(take_1)).status_code == 403
+    assert client.post(new_take_url(take_1), form_data(take_1, audio_url=NEW_AUDIO)).status_code == 403
+    assert _new_take_links(client, take_1) == "" and Submission.objects.count() == 2
+
+    client.force_login(other_user)
+    assert new_take_url(take_1) in _new_take_links(client, take_1)
+    assert client.post(new_take_url(take_1), form_data(take_1, audio_url=NEW_AUDIO)).status_code == 302
+    assert Submission.objects.get(take=3).retry_of == take_2
+
+
+def _new_take_links(client, job: Submission) -> str:
+    """The New take links of the job's page."""
+    page = client.get(job.get_absolute_url()).content.decode()
+    return " ".join(line for line in page.splitlines() if ">New take</a>" in line)

@@ -6,10 +6,12 @@ import html
 
 import pytest
 from django.core.files.base import ContentFile
+from django.core.files.storage import FileSystemStorage
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 from submissions.models import MonthlyLimit, Submission
 from submissions.outbox import ratelimit
+from submissions.takes import services as take_services
 from tests.factories import make_submission
 from tests.takes.conftest import NEW_AUDIO, SAMPLE_MP4, SAMPLE_WAV, form_data, new_take_url, sample
 
@@ -76,6 +78,44 @@ def test_a_kept_file_deleted_meanwhile_is_asked_for_again(logged_in, unsent_uplo
     assert response.status_code == 200 and Submission.objects.count() == 1
     assert "The video file of take 1 is no longer kept by DubDash: give it again." in page and 'value="Typed"' in page
     assert stored(disk) == ["ep2-it.wav"]  # nothing of the take left behind
+
+
+def test_a_kept_file_deleted_just_before_its_size_is_read_is_asked_for_again(
+    logged_in, unsent_upload, fake_chamelaion, disk, monkeypatch
+):
+    """The clean-up deletes the kept video after the form found it, just as the service reads its size (to
+    know whether the take can be sent within the request): the form asks for it again, never a 500."""
+    kept = unsent_upload.video_upload.name
+    real_size = FileSystemStorage.size  # where uploads are kept (STORAGES["default"])
+
+    def size(self, name):
+        if name == kept and self.exists(name):
+            self.delete(name)  # uploads.cleanup, between the form's check and this read
+        return real_size(self, name)
+
+    monkeypatch.setattr(FileSystemStorage, "size", size)
+    response = logged_in.post(new_take_url(unsent_upload), form_data(unsent_upload, title="Typed"))
+    page = html.unescape(response.content.decode())
+    assert response.status_code == 200 and Submission.objects.count() == 1
+    assert "The video file of take 1 is no longer kept by DubDash: give it again." in page and 'value="Typed"' in page
+    assert stored(disk) == ["ep2-it.wav"] and fake_chamelaion.jobs() == []  # nothing saved, copied or sent
+
+
+def test_a_kept_file_deleted_once_copied_does_not_stop_the_take(logged_in, unsent_upload, fake_chamelaion, disk, monkeypatch):
+    """Deleted just after the new take copied it: the take has its own copy, and is saved and sent with it."""
+    real_save = take_services.save_take_with_files
+
+    def save_then_clean_up(**fields):
+        take = real_save(**fields)
+        unsent_upload.video_upload.storage.delete(unsent_upload.video_upload.name)  # uploads.cleanup, meanwhile
+        return take
+
+    monkeypatch.setattr(take_services, "save_take_with_files", save_then_clean_up)
+    response = logged_in.post(new_take_url(unsent_upload), form_data(unsent_upload))
+    take_2 = Submission.objects.get(take=2)
+    assert response.status_code == 302 and response["Location"] == take_2.get_absolute_url()
+    assert take_2.request_id and fake_chamelaion.stats()["uploads"] == 1  # sent within the request, as small files are
+    assert fake_chamelaion.find(take_2.request_id).video_url.startswith("upload:ep2")
 
 
 def test_a_link_and_a_file_together_are_refused(logged_in, take_1, disk):

@@ -7,6 +7,7 @@ import time
 import pytest
 from django.db import IntegrityError, connection, transaction
 
+from submissions import roles
 from submissions.models import Submission
 from submissions.takes import services
 from tests.factories import make_member, make_submission
@@ -45,6 +46,20 @@ def test_a_second_take_is_refused_while_the_first_is_unsettled(user):
 
 
 @pytest.mark.django_db
+def test_a_take_made_since_by_someone_else_is_not_replaced_from_a_stale_page(user, other_user, cast):
+    """The page let `user` make a new take of their take 1; a team admin made take 2 meanwhile. The service
+    asks the rule again of the take it would replace, under the lock: take 2 is not `user`'s to replace."""
+    take_1 = make_submission(user, state=State.COMPLETED)
+    stale = Submission.objects.get(pk=take_1.pk)
+    take_2 = new_take(cast.team_admin, stale, "https://cdn.example.com/a.wav")
+    Submission.objects.filter(pk=take_2.pk).update(state=State.COMPLETED)
+    for who in (user, other_user):
+        with pytest.raises(services.NoNewTakeNow, match="Only the person who made take 2 of this language, or a team admin"):
+            new_take(who, stale, "https://cdn.example.com/b.wav")
+    assert takes(take_1) == [(1, None), (2, 1)]
+
+
+@pytest.mark.django_db
 def test_the_database_refuses_one_take_number_twice(user):
     take_1 = make_submission(user)
     make_submission(user, take=2, first_take=take_1)
@@ -56,7 +71,7 @@ def test_the_database_refuses_one_take_number_twice(user):
 def test_two_new_takes_at_the_same_moment_get_two_numbers():
     """Two requests at once, each in its own connection. Whichever locks the chain first becomes take 2;
     the other waits, then reads take 2 and is refused (take 2 has not finished), never a second take 2."""
-    user = make_member("maria")
+    user = make_member("maria", role=roles.SUBMITTER)  # who may make a new take of their own take 1
     take_1 = make_submission(user, state=State.COMPLETED)
     start, outcomes, errors = threading.Barrier(2), [], []
 

@@ -322,3 +322,48 @@ def test_the_usage_page_counts_minutes_per_week_too_in_a_few_queries(client, tea
     assert '<th scope="row">German</th><td>1</td><td>1.5 min</td>' in page
     assert '<th scope="row">maria</th><td>8</td><td>7.5 min</td>' in page
     assert '<th scope="row">kenji</th><td>6</td><td>6.0 min</td>' in page
+
+
+# --- With copying off, minutes cannot be measured ---------------------------------------------------------
+
+
+def test_with_copying_off_a_new_minutes_limit_is_refused_in_plain_words(client, team_admin, user, settings):
+    settings.OUTPUT_KEEP = False
+    client.force_login(team_admin)
+    response = post_member(client, user, jobs_per_month="5", minutes_per_month="90")
+    page = response.content.decode()
+    assert response.status_code == 400
+    assert f"Nothing changed for maria. Monthly minutes limit: {limits.MINUTES_NOT_MEASURED}" in page
+    assert 'value="90"' in row_of(page, user)  # as typed
+    assert stored_limit(user) is None
+
+
+def test_with_copying_off_an_existing_minutes_limit_is_kept_and_shown_as_not_enforced(client, team_admin, user, settings):
+    MonthlyLimit.objects.create(user=user, jobs_per_month=7, minutes_per_month=60)
+    settings.OUTPUT_KEEP = False
+    client.force_login(team_admin)
+    page = client.get(reverse("submissions:team_members")).content.decode()
+    assert 'id="minutes-not-measured"' in page and "Minutes limits already set are not enforced." in page
+    assert "0.0 of 60 min (not enforced)" in row_of(page, user)
+
+    # Changing only the job limit leaves the minutes limit as it was, untouched and not refused.
+    page = post_member(client, user, jobs_per_month="9", minutes_per_month="60").content.decode()
+    assert "Saved maria." in page and stored_limit(user) == (9, 60)
+
+
+def test_with_copying_on_nothing_is_said_about_minutes_not_being_measured(client, team_admin, user):
+    MonthlyLimit.objects.create(user=user, minutes_per_month=60)
+    client.force_login(team_admin)
+    page = client.get(reverse("submissions:team_members")).content.decode()
+    assert 'id="minutes-not-measured"' not in page and "(not enforced)" not in page
+
+
+def test_with_copying_off_admin_refuses_a_new_minutes_limit_too(client, cast, settings):
+    settings.OUTPUT_KEEP = False
+    client.force_login(cast.superuser)
+    member = cast.submitter
+    data = user_form(member, **{"monthly_limit-0-minutes_per_month": "30", "monthly_limit-0-jobs_per_month": ""})
+    response = client.post(reverse("admin:auth_user_change", args=[member.pk]), data)
+    assert response.status_code == 200  # the form again, with its error
+    assert limits.MINUTES_NOT_MEASURED in response.content.decode()
+    assert stored_limit(member) is None

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 from django.urls import reverse
 from django.utils import timezone
 
@@ -32,8 +32,7 @@ LATELY = timedelta(days=KEEP_DAYS) - timedelta(minutes=1)  # just within it
 
 
 @pytest.fixture
-def media(settings, tmp_path) -> Path:
-    settings.MEDIA_ROOT = tmp_path / "media"
+def media(disk, settings) -> Path:
     settings.UPLOAD_KEEP_DAYS = KEEP_DAYS
     return settings.MEDIA_ROOT
 
@@ -187,6 +186,23 @@ def test_the_command_days_option_overrides_the_setting(jobs, media):
     call_command("clean_uploads", "--days", "1", stdout=out)
     assert out.getvalue().splitlines()[-1] == f"Deleted the uploads of {len(OLD) + 2} jobs that were never sent."
     assert files_of(jobs[State.PENDING]) <= stored(media)
+
+
+@pytest.mark.parametrize("days", ["-1", "-3650"])
+def test_the_command_refuses_negative_days_and_deletes_nothing(jobs, media, days):
+    """A negative number of days would reach into the future and delete the files of jobs that failed a
+    moment ago, which are kept so that they can still be sent again."""
+    out = io.StringIO()
+    before = stored(media)
+    with pytest.raises(CommandError, match=rf"^--days must be 0 or more \(it was {days}\)"):
+        call_command("clean_uploads", "--days", days, stdout=out)
+    assert out.getvalue() == "" and stored(media) == before
+
+
+def test_the_command_days_may_be_zero(jobs, media):
+    out = io.StringIO()
+    call_command("clean_uploads", "--days", "0", stdout=out)
+    assert out.getvalue().splitlines()[-1] == f"Deleted the uploads of {len(OLD) + 2} jobs that were never sent."
 
 
 # --- Sending again and cleaning up at the same moment --------------------------------------------------------

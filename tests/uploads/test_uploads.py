@@ -45,15 +45,6 @@ MB = 1024 * 1024
 FIELDS = {"target_language": "de", "title": "Episode 1 (German)", "reference_id": ""}
 
 
-@pytest.fixture
-def disk(settings, tmp_path):
-    """Where stored uploads (MEDIA_ROOT) and Django's temporary upload files go, both checked empty."""
-    settings.MEDIA_ROOT = tmp_path / "media"
-    settings.FILE_UPLOAD_TEMP_DIR = tmp_path / "tmp"
-    settings.FILE_UPLOAD_TEMP_DIR.mkdir()
-    return tmp_path
-
-
 def files_under(path: Path) -> list[Path]:
     return sorted(p for p in path.rglob("*") if p.is_file())
 

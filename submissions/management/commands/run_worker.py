@@ -96,8 +96,12 @@ class Command(BaseCommand):
             while not stop.is_set():
                 now = time.monotonic()
                 if now >= next_catch_up:
-                    self._guarded("Catching up on copies", self._catch_up)
-                    next_catch_up = now + CATCH_UP_EVERY_SECONDS
+                    found = self._guarded("Catching up on copies", self._catch_up)
+                    # Jobs completing from now on get their copy as they complete: once a catch-up finds
+                    # fewer than it may take, older jobs are done, and the query over every completed
+                    # job need not run each minute (it looks again daily, in case copying was off).
+                    caught_up = found is not None and found < settings.OUTPUT_CATCH_UP_PER_MINUTE
+                    next_catch_up = now + (CLEAN_UP_EVERY_SECONDS if caught_up else CATCH_UP_EVERY_SECONDS)
                 if now >= next_clean_up:
                     self._guarded("Cleaning up uploads", self._clean_up)
                     next_clean_up = now + CLEAN_UP_EVERY_SECONDS
@@ -119,6 +123,7 @@ class Command(BaseCommand):
         return outputs.catch_up(limit=settings.OUTPUT_CATCH_UP_PER_MINUTE)
 
     def _clean_up(self) -> None:
+        outputs.forget_half_done_copies()
         report = cleanup.delete_unsent_uploads(older_than_days=settings.UPLOAD_KEEP_DAYS)
         if report.jobs:
             self.stdout.write(f"Uploads: deleted the files of {report.jobs} jobs that were never sent")
