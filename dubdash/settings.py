@@ -107,6 +107,21 @@ TIME_ZONE = env.str("TIME_ZONE", default="UTC")
 USE_I18N = True
 USE_TZ = True
 
+# --- Review and e-mail (issue 12) ---
+# Whether a member may approve a take they made themselves. Off: a second pair of eyes signs off.
+ALLOW_SELF_APPROVAL = env.bool("ALLOW_SELF_APPROVAL", default=False)
+# How e-mail leaves: django-environ's email_url, e.g. smtp+tls://user:password@smtp.example.com:587. The
+# default, consolemail://, prints every message where `make run` shows its log.
+vars().update(env.email_url("EMAIL_URL", default="consolemail://"))
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="DubDash <dubdash@localhost>")
+# Seconds an SMTP exchange may take; well under OutgoingEmail.STUCK_AFTER.
+EMAIL_TIMEOUT = env.positive_float("EMAIL_TIMEOUT", default=30.0)
+EMAIL_MAX_ATTEMPTS = env.non_negative_int("EMAIL_MAX_ATTEMPTS", default=12)
+EMAIL_RETRY_BASE_SECONDS = env.positive_float("EMAIL_RETRY_BASE_SECONDS", default=30.0)
+EMAIL_RETRY_MAX_SECONDS = env.positive_float("EMAIL_RETRY_MAX_SECONDS", default=3600.0)
+# The address links in e-mails point at (the worker has no request to read it from).
+SITE_URL = env.str("SITE_URL", default="http://127.0.0.1:8000").rstrip("/")
+
 # Uploaded source files wait here until they are sent; they are never served.
 MEDIA_ROOT = env.path("MEDIA_ROOT", default=BASE_DIR / "var" / "media")
 # The largest video or audio file a user may upload (each file). Uploads go straight to temporary files

@@ -245,6 +245,7 @@ class Submission(JobLabels, models.Model):
             ("manage_api_key", "Can set, rotate and test the Chamelaion API key"),
             ("manage_members", "Can manage members' roles and monthly limits"),
             ("view_usage", "Can see the team's usage"),
+            ("review_takes", "Can approve takes or request changes on them"),
         ]
         indexes = [
             models.Index(fields=["created_by", "-created_at"], name="submission_owner_recent"),
@@ -451,6 +452,8 @@ class Activity(models.Model):
         CHANGED = "changed", "Changed"
         NEW_TAKE = "new_take", "Made a new take"
         COPY_RETRIED = "copy_retried", "Asked to keep a copy again"
+        APPROVED = "approved", "Approved"
+        CHANGES_REQUESTED = "changes_requested", "Requested changes"
 
     DETAILS_MAX_LENGTH = 500
 
@@ -479,6 +482,9 @@ class Activity(models.Model):
 
 # Models kept in their capability's folder, registered with the app here.
 from submissions.apikey.models import ApiCredential  # noqa: E402
+from submissions.notifications.models import OutgoingEmail  # noqa: E402
 from submissions.outputs.models import OutputCopy  # noqa: E402
+from submissions.profiles.models import Profile  # noqa: E402
+from submissions.reviews.models import Comment, TakeReview  # noqa: E402
 
-__all__ = ["ApiCredential", "OutputCopy"]
+__all__ = ["ApiCredential", "Comment", "OutgoingEmail", "OutputCopy", "Profile", "TakeReview"]

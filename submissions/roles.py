@@ -1,10 +1,11 @@
-"""The three roles of a DubDash team, as Django groups (made by migration 0005, assignable in admin), and
+"""The four roles of a DubDash team, as Django groups (made by migrations 0005 and 0017, assignable in admin), and
 the one place permission names are written."""
 
 from typing import Any
 
 VIEWER = "Viewer"
 SUBMITTER = "Submitter"
+REVIEWER = "Reviewer"
 TEAM_ADMIN = "Team admin"
 
 # Every permission DubDash checks, named once. Code and templates refer to these constants (templates
@@ -15,12 +16,14 @@ RETRY_ANY_JOB = "submissions.retry_any_job"
 MANAGE_API_KEY = "submissions.manage_api_key"
 MANAGE_MEMBERS = "submissions.manage_members"
 VIEW_USAGE = "submissions.view_usage"
+REVIEW_TAKES = "submissions.review_takes"
 VIEW_SUBMISSION = "submissions.view_submission"
 CHANGE_SUBMISSION = "submissions.change_submission"
 VIEW_BATCH = "submissions.view_batch"
 VIEW_PROBLEM = "submissions.view_problem"
 DELETE_PROBLEM = "submissions.delete_problem"
 VIEW_ACTIVITY = "submissions.view_activity"
+VIEW_OUTGOING_EMAIL = "submissions.view_outgoingemail"
 VIEW_USER = "auth.view_user"
 ADD_USER = "auth.add_user"
 CHANGE_USER = "auth.change_user"
@@ -29,8 +32,10 @@ DELETE_ACCESS_ATTEMPT = "axes.delete_accessattempt"
 
 _VIEW = [VIEW_TEAM_HISTORY]
 _SUBMIT = [*_VIEW, SUBMIT_JOBS]
+_REVIEW = [*_VIEW, REVIEW_TAKES]
 _ADMINISTER = [
     *_SUBMIT,
+    REVIEW_TAKES,
     RETRY_ANY_JOB,
     MANAGE_API_KEY,
     MANAGE_MEMBERS,
@@ -48,9 +53,11 @@ _ADMINISTER = [
     VIEW_ACTIVITY,
     VIEW_ACCESS_ATTEMPT,
     DELETE_ACCESS_ATTEMPT,
+    # Added by migration 0017: the mail outbox in admin (its state and last error).
+    VIEW_OUTGOING_EMAIL,
 ]
 
-PERMISSIONS = {VIEWER: _VIEW, SUBMITTER: _SUBMIT, TEAM_ADMIN: _ADMINISTER}
+PERMISSIONS = {VIEWER: _VIEW, SUBMITTER: _SUBMIT, REVIEWER: _REVIEW, TEAM_ADMIN: _ADMINISTER}
 
 
 def assign(user: Any, role: str) -> None:

@@ -19,6 +19,7 @@ PASSWORD = "dubbing-all-day"
 PARTS: dict[str, tuple[str | None, dict[str, bool]]] = {
     "viewer": (roles.VIEWER, {}),
     "submitter": (roles.SUBMITTER, {}),
+    "reviewer": (roles.REVIEWER, {}),
     "team_admin": (roles.TEAM_ADMIN, {}),
     "staff_team_admin": (roles.TEAM_ADMIN, {"is_staff": True}),
     "superuser": (None, {"is_staff": True, "is_superuser": True}),
@@ -27,7 +28,7 @@ PARTS: dict[str, tuple[str | None, dict[str, bool]]] = {
 
 
 def make_member(username: str, *, role: str | None = None, password: str = PASSWORD, **flags: Any) -> Any:
-    """A user with a password and, if given, one of the three roles."""
+    """A user with a password and, if given, one of the roles."""
     user = get_user_model().objects.create_user(username=username, password=password, **flags)
     if role is not None:
         roles.assign(user, role)

@@ -12,6 +12,7 @@ ROLE_CHOICES = [
     ("", "No role (cannot see or send anything)"),
     (roles.VIEWER, roles.VIEWER),
     (roles.SUBMITTER, roles.SUBMITTER),
+    (roles.REVIEWER, roles.REVIEWER),
     (roles.TEAM_ADMIN, roles.TEAM_ADMIN),
 ]
 # Far above any real month, and within every database's PositiveIntegerField.

@@ -309,7 +309,7 @@ def test_the_rule_in_one_place(world):
     assert team_services.can_change_user(actor=tina, target=world["maria"])
     assert team_services.can_change_user(actor=chief, target=world["root"])
     assert not team_services.can_change_user(actor=world["viewer"], target=world["maria"])  # holds less than maria
-    assert team_services.assignable_roles(actor=stan) == [roles.VIEWER, roles.SUBMITTER, roles.TEAM_ADMIN]
+    assert team_services.assignable_roles(actor=stan) == [roles.VIEWER, roles.SUBMITTER, roles.REVIEWER, roles.TEAM_ADMIN]
     assert team_services.assignable_roles(actor=world["submitter"]) == [roles.VIEWER, roles.SUBMITTER]
     assert sorted(g.name for g in team_services.assignable_groups(actor=tina)) == sorted(roles.PERMISSIONS)
     assert "Ops" in {g.name for g in team_services.assignable_groups(actor=chief)}
