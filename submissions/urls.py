@@ -12,4 +12,6 @@ urlpatterns = [
     path("", include("submissions.takes.urls")),
     path("", include("submissions.outputs.urls")),
     path("", include("submissions.outputs.zip_urls")),
+    path("", include("submissions.reviews.urls")),
+    path("", include("submissions.profiles.urls")),
 ]
